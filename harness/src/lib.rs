@@ -1,0 +1,1 @@
+//! The agentfleet harness library.

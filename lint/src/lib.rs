@@ -1,0 +1,1 @@
+//! Fleet manifests: typed parsing, lint rules and the NetworkPolicy truth table.
