@@ -1,1 +1,27 @@
 //! The agentfleet harness library.
+//!
+//! The pieces a scenario is assembled from, each in its own module:
+//! - [`docker`]: a thin, typed layer over the Docker Engine API (bollard), event-driven waits;
+//! - [`scope`]: ownership of everything one test or scenario creates, and its teardown;
+//! - [`services`]: RabbitMQ and the gateway simulator as containers, with their clients;
+//! - [`queue`] and [`ledger`]: publishing tasks and accounting for every result and dead letter;
+//! - [`agents`] and [`checkpoints`]: launching agent containers and looking into their volume;
+//! - [`stack`]: the whole single-broker set-up most agent tests start from;
+//! - [`metrics`] and [`wait`]: scraping Prometheus text and waiting on observations with deadlines.
+
+pub mod agents;
+pub mod checkpoints;
+pub mod docker;
+pub mod images;
+pub mod ledger;
+pub mod metrics;
+pub mod queue;
+pub mod request_log;
+pub mod scope;
+pub mod services;
+pub mod stack;
+pub mod sweep;
+pub mod tls;
+pub mod wait;
+
+pub use scope::Scope;

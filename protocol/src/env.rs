@@ -52,3 +52,7 @@ pub const TEST_STEP_DELAY_MS: &str = "AGENT_TEST_STEP_DELAY_MS";
 /// Test knob, off by default: `true` makes the agent ignore SIGTERM (the eviction-resume
 /// scenario's "agent that ignores SIGTERM is killed at the grace deadline").
 pub const TEST_IGNORE_SIGTERM: &str = "AGENT_TEST_IGNORE_SIGTERM";
+/// Test knob, off by default: deliberately break one contract clause, so `agentfleet conform`
+/// can prove it catches the break. Values: `exit-zero-on-sigterm` (the article's `sys.exit(0)`),
+/// `checkpoint-only-on-sigterm` (the article's checkpointing), `no-metrics`.
+pub const TEST_BREAK: &str = "AGENT_TEST_BREAK";

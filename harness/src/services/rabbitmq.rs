@@ -1,0 +1,189 @@
+//! RabbitMQ in a container: reachable as `rabbitmq:5672` from the agents' network and through
+//! ports published on 127.0.0.1 from the host.
+
+use std::time::{Duration, Instant};
+
+use agentfleet_protocol::Topology;
+use serde::Deserialize;
+
+use super::{START_LOG_LINES, ServiceError, http_client};
+use crate::Scope;
+use crate::docker::{Container, ContainerSpec};
+use crate::queue::QueueClient;
+use crate::wait::{Probe, until};
+
+/// DNS name of the broker on the agents' network.
+pub const ALIAS: &str = "rabbitmq";
+pub const AMQP_PORT: u16 = 5672;
+pub const MANAGEMENT_PORT: u16 = 15672;
+/// The image allows `guest` from any host (its default restricts it to loopback).
+const USER: &str = "guest";
+const PASSWORD: &str = "guest";
+/// Boot of an Erlang node on a busy two-core machine: usually 5-15 s.
+pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The URL agents use; valid before the broker exists (the broker-down-at-start scenario).
+pub fn agent_url() -> String {
+    format!("amqp://{USER}:{PASSWORD}@{ALIAS}:{AMQP_PORT}/%2f")
+}
+
+/// The broker's container spec: on the edge network (published ports) and on the agents'
+/// network as `rabbitmq`. The hostname is fixed because it names the Erlang node and so its
+/// data directory.
+pub fn spec(scope: &Scope, image: &str) -> ContainerSpec {
+    ContainerSpec::new("rabbitmq", image)
+        .hostname(ALIAS)
+        .network(scope.edge_network(), [ALIAS])
+        .network(scope.agents_network(), [ALIAS])
+        .publish(AMQP_PORT)
+        .publish(MANAGEMENT_PORT)
+        .memory_mib(1024)
+        .stop_timeout(Duration::from_secs(10))
+}
+
+/// A running broker.
+#[derive(Debug)]
+pub struct RabbitMq {
+    container: Container,
+    host_url: String,
+    management: Management,
+}
+
+impl RabbitMq {
+    /// Starts the broker and returns once it accepts AMQP connections from the host.
+    pub async fn start(
+        scope: &Scope,
+        image: &str,
+        timeout: Duration,
+    ) -> Result<RabbitMq, ServiceError> {
+        scope.engine().require_image(image).await?;
+        let container = scope.run(spec(scope, image)).await?;
+        let amqp_port = container.host_port(AMQP_PORT).await?;
+        let management_port = container.host_port(MANAGEMENT_PORT).await?;
+        let broker = RabbitMq {
+            host_url: format!("amqp://{USER}:{PASSWORD}@127.0.0.1:{amqp_port}/%2f"),
+            management: Management {
+                base: format!("http://127.0.0.1:{management_port}"),
+                http: http_client(),
+            },
+            container,
+        };
+        broker.wait_ready(timeout).await?;
+        Ok(broker)
+    }
+
+    /// Retries an AMQP connection until one succeeds; fails early if the container stops.
+    async fn wait_ready(&self, timeout: Duration) -> Result<(), ServiceError> {
+        let started = Instant::now();
+        let outcome = until(
+            "an AMQP connection to RabbitMQ",
+            timeout,
+            Duration::from_millis(250),
+            || async {
+                match self.container.status().await {
+                    Ok(status) if status.has_exited() => return Probe::Ready(Err(status)),
+                    Ok(_) => {}
+                    Err(e) => return Probe::NotYet(format!("cannot inspect the container: {e}")),
+                }
+                match QueueClient::connect(&self.host_url, Topology::default()).await {
+                    Ok(client) => {
+                        let _ = client.close().await;
+                        Probe::Ready(Ok(()))
+                    }
+                    Err(e) => Probe::NotYet(e.to_string()),
+                }
+            },
+        )
+        .await;
+        match outcome {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(status)) => Err(ServiceError::Exited {
+                service: "RabbitMQ",
+                container: self.container.name().to_owned(),
+                status,
+                logs: self.container.log_tail(START_LOG_LINES).await,
+            }),
+            Err(timeout) => Err(ServiceError::NotReady {
+                service: "RabbitMQ",
+                container: self.container.name().to_owned(),
+                waited: started.elapsed(),
+                last_error: timeout.last_seen,
+                logs: self.container.log_tail(START_LOG_LINES).await,
+            }),
+        }
+    }
+
+    /// AMQP URL for the host side (credentials included: do not print it; see
+    /// [`crate::queue::redact_url`]).
+    pub fn host_url(&self) -> &str {
+        &self.host_url
+    }
+
+    pub fn container(&self) -> &Container {
+        &self.container
+    }
+
+    pub fn management(&self) -> &Management {
+        &self.management
+    }
+
+    /// A client with its topology declared.
+    pub async fn client(
+        &self,
+        topology: Topology,
+    ) -> Result<QueueClient, crate::queue::QueueError> {
+        let client = QueueClient::connect(&self.host_url, topology).await?;
+        client.declare_topology().await?;
+        Ok(client)
+    }
+}
+
+/// Queue counters from the management API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct QueueStats {
+    #[serde(rename = "messages_ready", default)]
+    pub ready: u64,
+    #[serde(rename = "messages_unacknowledged", default)]
+    pub unacked: u64,
+    #[serde(default)]
+    pub consumers: u64,
+}
+
+/// The RabbitMQ management HTTP API (port 15672). Its counters are sampled by the broker every
+/// few seconds, so they lag; exact ready counts come from [`QueueClient::depth`].
+#[derive(Debug, Clone)]
+pub struct Management {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Management {
+    pub async fn queue_stats(&self, queue: &str) -> Result<QueueStats, ServiceError> {
+        let url = format!("{}/api/queues/%2F/{queue}", self.base);
+        let http_error = |source| ServiceError::Http {
+            service: "RabbitMQ management",
+            method: "GET",
+            url: url.clone(),
+            source,
+        };
+        let response = self
+            .http
+            .get(&url)
+            .basic_auth(USER, Some(PASSWORD))
+            .send()
+            .await
+            .map_err(http_error)?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            return Err(ServiceError::Status {
+                service: "RabbitMQ management",
+                method: "GET",
+                url,
+                status: status.as_u16(),
+                body,
+            });
+        }
+        response.json().await.map_err(http_error)
+    }
+}
