@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::{
     broker::BrokerError,
     checkpoint::{CheckpointError, CheckpointStore},
-    config::{Config, ConfigError},
+    config::{Config, ConfigError, ContractBreak},
     delivery::DeliveryHandler,
     llm::{LlmClient, LlmError},
     metrics::{self, BindError, Metrics},
@@ -66,10 +66,11 @@ pub async fn run(config: Config) -> Result<u8, Fatal> {
     let listener = metrics::bind(config.metrics_addr).await?;
     let stop =
         shutdown::listen(config.stop_grace, config.test.ignore_sigterm).map_err(Fatal::Signals)?;
+    let serve_metrics = config.test.contract_break != Some(ContractBreak::NoMetrics);
     tokio::spawn({
         let metrics = metrics.clone();
         async move {
-            if let Err(e) = metrics::serve(listener, metrics).await {
+            if let Err(e) = metrics::serve(listener, metrics, serve_metrics).await {
                 error!(error = %e, "the metrics server stopped");
             }
         }
@@ -92,6 +93,8 @@ pub async fn run(config: Config) -> Result<u8, Fatal> {
                 store: &store,
                 metrics: &metrics,
                 extra_step_delay: config.test.step_delay,
+                checkpoint_every_step: config.test.contract_break
+                    != Some(ContractBreak::CheckpointOnlyOnSigterm),
             },
         },
         metrics: &metrics,
@@ -100,7 +103,15 @@ pub async fn run(config: Config) -> Result<u8, Fatal> {
         max_tasks: config.max_tasks,
     };
     let exit = worker.run().await?;
-    if exit.left_work_unfinished() {
+    if exit.left_work_unfinished()
+        && config.test.contract_break == Some(ContractBreak::ExitZeroOnSigterm)
+    {
+        warn!(
+            exit_code = exit_code::DONE,
+            "test knob AGENT_TEST_BREAK=exit-zero-on-sigterm: exiting 0 with a task unfinished"
+        );
+        Ok(exit_code::DONE)
+    } else if exit.left_work_unfinished() {
         info!(
             exit_code = exit_code::INTERRUPTED,
             "stopped with a task unfinished; the broker requeues it"

@@ -95,6 +95,33 @@ pub struct TestKnobs {
     pub step_delay: Duration,
     /// Log SIGTERM and carry on (an agent the platform must SIGKILL at the grace deadline).
     pub ignore_sigterm: bool,
+    /// Deliberately break one contract clause, so `agentfleet conform` can show it catches it.
+    pub contract_break: Option<ContractBreak>,
+}
+
+/// The contract clauses the agent can be told to break (test knob `AGENT_TEST_BREAK`). Each is a
+/// bug of the article's agent, reproduced on purpose so conformance fixtures exist for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContractBreak {
+    /// Exit 0 on SIGTERM even with a task unfinished (the article's `sys.exit(0)`): an Indexed
+    /// Job would count the index as complete with its work undone.
+    ExitZeroOnSigterm,
+    /// Checkpoint only when SIGTERM arrives, not after every step (the article's agent): a
+    /// SIGKILL or an OOM kill loses every step since the task started.
+    CheckpointOnlyOnSigterm,
+    /// Serve no `/metrics`.
+    NoMetrics,
+}
+
+impl ContractBreak {
+    const ALL: [(&'static str, ContractBreak); 3] = [
+        ("exit-zero-on-sigterm", ContractBreak::ExitZeroOnSigterm),
+        (
+            "checkpoint-only-on-sigterm",
+            ContractBreak::CheckpointOnlyOnSigterm,
+        ),
+        ("no-metrics", ContractBreak::NoMetrics),
+    ];
 }
 
 /// Why the configuration was refused. Every variant names the variable and what it expects.
@@ -262,6 +289,7 @@ impl Config {
             test: TestKnobs {
                 step_delay: vars.millis(env::TEST_STEP_DELAY_MS, 0, 0)?,
                 ignore_sigterm: vars.boolean(env::TEST_IGNORE_SIGTERM, false)?,
+                contract_break: vars.contract_break()?,
             },
         })
     }
@@ -339,6 +367,23 @@ impl Vars<'_> {
             Some("true") => Ok(true),
             Some("false") => Ok(false),
             Some(other) => Err(invalid(var, other.to_owned(), "`true` or `false`")),
+        }
+    }
+
+    fn contract_break(&self) -> Result<Option<ContractBreak>, ConfigError> {
+        let Some(value) = self.get(env::TEST_BREAK)? else {
+            return Ok(None);
+        };
+        match ContractBreak::ALL.iter().find(|(name, _)| *name == value) {
+            Some((_, broken)) => Ok(Some(*broken)),
+            None => {
+                let names: Vec<&str> = ContractBreak::ALL.iter().map(|(n, _)| *n).collect();
+                Err(invalid(
+                    env::TEST_BREAK,
+                    value,
+                    &format!("one of {}", names.join(", ")),
+                ))
+            }
         }
     }
 
@@ -757,6 +802,22 @@ mod tests {
         assert!(c.test.ignore_sigterm);
         let c = config(&[(env::IDLE_EXIT_SECS, "0"), (env::MAX_TASKS, "0")]).unwrap();
         assert_eq!((c.idle_exit, c.max_tasks), (None, None));
+        assert_eq!(c.test.contract_break, None);
+    }
+
+    #[test]
+    fn contract_break_knob_is_parsed_and_checked() {
+        let c = config(&[(env::TEST_BREAK, "checkpoint-only-on-sigterm")]).unwrap();
+        assert_eq!(
+            c.test.contract_break,
+            Some(ContractBreak::CheckpointOnlyOnSigterm)
+        );
+        let err = config(&[(env::TEST_BREAK, "exit-0")]).err().unwrap();
+        let text = err.to_string();
+        assert!(
+            text.contains("AGENT_TEST_BREAK") && text.contains("exit-zero-on-sigterm"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -267,13 +267,22 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
 }
 
 /// Serves `/metrics`, `/healthz` and `/readyz` until the process exits.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) -> std::io::Result<()> {
-    axum::serve(listener, router(metrics)).await
+/// `with_metrics` is `false` only under the `no-metrics` contract break (`/metrics` is then 404).
+pub async fn serve(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    with_metrics: bool,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(metrics, with_metrics)).await
 }
 
-fn router(metrics: Arc<Metrics>) -> Router {
-    Router::new()
-        .route("/metrics", get(metrics_text))
+fn router(metrics: Arc<Metrics>, with_metrics: bool) -> Router {
+    let router = if with_metrics {
+        Router::new().route("/metrics", get(metrics_text))
+    } else {
+        Router::new()
+    };
+    router
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .with_state(metrics)
@@ -340,7 +349,7 @@ mod tests {
         let metrics = Arc::new(Metrics::new());
         let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(serve(listener, metrics.clone()));
+        tokio::spawn(serve(listener, metrics.clone(), true));
         let client = reqwest::Client::new();
         let get = |path: &'static str| {
             let client = client.clone();
@@ -365,5 +374,27 @@ mod tests {
                 .unwrap()
                 .contains("agent_deliveries_total")
         );
+    }
+
+    #[tokio::test]
+    async fn the_no_metrics_break_removes_only_the_metrics_route() {
+        crate::crypto::install_ring_provider();
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve(listener, Arc::new(Metrics::new()), false));
+        let client = reqwest::Client::new();
+        let status = |path: &'static str| {
+            let client = client.clone();
+            async move {
+                client
+                    .get(format!("http://{addr}{path}"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            }
+        };
+        assert_eq!(status("/metrics").await, 404);
+        assert_eq!(status("/healthz").await, 200);
     }
 }

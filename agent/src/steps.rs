@@ -15,7 +15,7 @@ use agentfleet_protocol::{
     gateway::{ChatMessage, ChatRequest},
 };
 use sha2::{Digest, Sha256};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::{
     ballast::{Ballast, BallastError},
@@ -83,6 +83,9 @@ pub struct StepRunner<'a> {
     pub metrics: &'a Metrics,
     /// `AGENT_TEST_STEP_DELAY_MS`, added to every step of every task.
     pub extra_step_delay: Duration,
+    /// `false` only under the `checkpoint-only-on-sigterm` contract break: progress is then
+    /// written when a stop interrupts the task, as the article's agent does, and lost on a kill.
+    pub checkpoint_every_step: bool,
 }
 
 /// What one completed step contributes to the task's progress.
@@ -104,6 +107,9 @@ impl StepRunner<'_> {
     ) -> StepsOutcome {
         for step in progress.steps_completed + 1..=task.steps {
             if stop.is_requested() {
+                if !self.checkpoint_every_step {
+                    self.save_on_stop(&progress).await;
+                }
                 return StepsOutcome::Interrupted {
                     progress,
                     reason: Interruption::Stopping,
@@ -119,6 +125,9 @@ impl StepRunner<'_> {
                 biased;
                 output = self.step(task, attempt, step) => output,
                 () = stop.grace_expired() => {
+                    if !self.checkpoint_every_step {
+                        self.save_on_stop(&progress).await;
+                    }
                     return StepsOutcome::Interrupted { progress, reason: Interruption::StepAbandoned };
                 }
             };
@@ -129,6 +138,9 @@ impl StepRunner<'_> {
             progress.steps_completed = step;
             progress.tokens += output.usage;
             progress.output_digest = chain_digest(&progress.output_digest, step, &output.content);
+            if !self.checkpoint_every_step {
+                continue;
+            }
             if let Err(source) = self.store.save(&progress).await {
                 return StepsOutcome::Failed {
                     progress,
@@ -144,6 +156,14 @@ impl StepRunner<'_> {
             );
         }
         StepsOutcome::Completed(progress)
+    }
+
+    /// The `checkpoint-only-on-sigterm` break's only checkpoint.
+    async fn save_on_stop(&self, progress: &Progress) {
+        match self.store.save(progress).await {
+            Ok(()) => self.metrics.checkpoint_written(),
+            Err(error) => warn!(error = %error, "cannot checkpoint on stop"),
+        }
     }
 
     async fn step(&self, task: &Task, attempt: u32, step: u32) -> Result<StepOutput, StepError> {
