@@ -2,9 +2,10 @@
 //!
 //! The pieces a scenario is assembled from, each in its own module:
 //! - [`docker`]: a thin, typed layer over the Docker Engine API (bollard), event-driven waits;
-//! - [`scope`]: ownership of everything one test or scenario creates, and its teardown;
+//! - [`scope`] and [`sweep`]: ownership of everything one test or scenario creates, teardown;
 //! - [`services`]: RabbitMQ and the gateway simulator as containers, with their clients;
 //! - [`queue`] and [`ledger`]: publishing tasks and accounting for every result and dead letter;
+//! - [`request_log`]: what the gateway saw (call gaps, `Retry-After` compliance, rates);
 //! - [`agents`] and [`checkpoints`]: launching agent containers and looking into their volume;
 //! - [`stack`]: the whole single-broker set-up most agent tests start from;
 //! - [`metrics`] and [`wait`]: scraping Prometheus text and waiting on observations with deadlines.

@@ -12,13 +12,17 @@ use agentfleet::docker::{ContainerSpec, DockerError, Engine, Restart};
 use agentfleet::images::Images;
 use agentfleet::queue::DeadLetterCause;
 use agentfleet::queue::Outcome;
+use agentfleet::services::gateway::Gateway;
 use agentfleet::services::rabbitmq::{self, RabbitMq};
 use agentfleet::sweep::SCOPE_LABEL;
+use agentfleet::wait::{Probe, until};
+use agentfleet_protocol::gateway::{ChatMessage, ChatRequest, FaultProfile, Latency};
 use agentfleet_protocol::{Task, TaskFaults, Topology};
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result};
 use bollard::query_parameters::{
     ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
 };
+use futures::StreamExt;
 
 async fn engine() -> Result<Engine> {
     Ok(Engine::connect().await?)
@@ -187,7 +191,7 @@ async fn docker_events_report_sigkill_sigterm_grace_and_oom() -> Result<()> {
     assert_eq!(status.restart_count, 1, "{status}");
     // The recorder saw the OOM kills, which a later inspect can no longer tell apart (the
     // kernel may report several OOM events per kill: one per process it had to kill).
-    agentfleet::wait::until(
+    until(
         "recorded oom events",
         Duration::from_secs(5),
         Duration::from_millis(50),
@@ -195,9 +199,9 @@ async fn docker_events_report_sigkill_sigterm_grace_and_oom() -> Result<()> {
             let ooms = recorder.of(c.id(), "oom").len();
             async move {
                 if ooms >= 2 {
-                    agentfleet::wait::Probe::Ready(ooms)
+                    Probe::Ready(ooms)
                 } else {
-                    agentfleet::wait::Probe::NotYet(format!("{ooms} oom events"))
+                    Probe::NotYet(format!("{ooms} oom events"))
                 }
             }
         },
@@ -306,45 +310,55 @@ async fn docker_rabbitmq_accepts_the_topology_and_dead_letters_at_the_delivery_l
     queue.publish_task(&task).await?;
     let depth = queue.depth(&topology.task_queue).await?;
     assert_eq!((depth.ready, depth.consumers), (1, 0));
+    // The management API agrees once its (sampled) statistics catch up.
+    let management = broker.management().clone();
+    let stats = until(
+        "the management API to count the task",
+        Duration::from_secs(20),
+        Duration::from_millis(250),
+        || {
+            let (management, queue) = (management.clone(), topology.task_queue.clone());
+            async move {
+                match management.queue_stats(&queue).await {
+                    Ok(stats) if stats.ready == 1 => Probe::Ready(stats),
+                    Ok(stats) => Probe::NotYet(format!("{stats:?}")),
+                    Err(e) => Probe::NotYet(e.to_string()),
+                }
+            }
+        },
+    )
+    .await?;
+    assert_eq!((stats.ready, stats.unacked, stats.consumers), (1, 0, 0));
 
     // Reject with requeue until the quorum queue's delivery limit dead-letters it.
     let consumer_conn =
         lapin::Connection::connect(broker.host_url(), lapin::ConnectionProperties::default())
             .await?;
     let channel = consumer_conn.create_channel().await?;
+    let mut deliveries = channel
+        .basic_consume(
+            topology.task_queue.as_str().into(),
+            "rejecter".into(),
+            lapin::options::BasicConsumeOptions::default(),
+            lapin::types::FieldTable::default(),
+        )
+        .await?;
     let mut rejected = 0;
-    loop {
-        let got = channel
-            .basic_get(
-                topology.task_queue.as_str().into(),
-                lapin::options::BasicGetOptions::default(),
-            )
-            .await?;
-        let Some(message) = got else {
-            if queue.depth(&topology.task_queue).await?.ready == 0 {
-                break;
-            } else {
-                continue;
+    let outcome = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            tokio::select! {
+                delivery = deliveries.next() => {
+                    let delivery = delivery.context("the task consumer ended")??;
+                    let requeue = lapin::options::BasicNackOptions { requeue: true, ..Default::default() };
+                    delivery.acker.nack(requeue).await?;
+                    rejected += 1;
+                }
+                outcome = outcomes.next() => return outcome.context("outcomes ended")?.map_err(anyhow::Error::from),
             }
-        };
-        message
-            .delivery
-            .acker
-            .nack(lapin::options::BasicNackOptions {
-                requeue: true,
-                ..Default::default()
-            })
-            .await?;
-        rejected += 1;
-        ensure!(
-            rejected <= 10,
-            "the delivery limit never dead-lettered the task"
-        );
-    }
-    let outcome = tokio::time::timeout(Duration::from_secs(10), outcomes.next())
-        .await
-        .context("no dead letter within 10 s")?
-        .context("outcomes ended")??;
+        }
+    })
+    .await
+    .with_context(|| format!("no dead letter within 20 s after {rejected} rejections"))??;
     let Outcome::DeadLetter(dead) = outcome else {
         anyhow::bail!("expected a dead letter, got {outcome:?}")
     };
@@ -359,6 +373,66 @@ async fn docker_rabbitmq_accepts_the_topology_and_dead_letters_at_the_delivery_l
         topology.delivery_limit + 1,
         "deliveries before dead-lettering"
     );
+    scope.teardown().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_gateway_admin_client_round_trips() -> Result<()> {
+    let images = Images::from_env();
+    let engine = engine().await?;
+    let scope = Scope::new(&engine, "gateway-admin").await?;
+    let gateway = Gateway::start(&scope, &images.gateway, &FaultProfile::default()).await?;
+    let admin = gateway.admin();
+
+    let profile = FaultProfile {
+        rate_429: 0.25,
+        latency: Latency::Fixed { ms: 5 },
+        seed: Some(7),
+        ..FaultProfile::default()
+    };
+    admin.set_faults(&profile).await?;
+    assert_eq!(admin.faults().await?, profile);
+    admin.set_faults(&FaultProfile::default()).await?;
+
+    agentfleet::tls::install_crypto_provider();
+    let http = reqwest::Client::new();
+    let chat = |agent: &'static str| {
+        let request = ChatRequest {
+            model: "m".into(),
+            messages: vec![ChatMessage {
+                role: "user".into(),
+                content: "hello".into(),
+            }],
+            max_tokens: None,
+        };
+        http.post(format!("{}/v1/chat/completions", admin.base_url()))
+            .header(agentfleet_protocol::gateway::AGENT_INDEX_HEADER, agent)
+            .header(agentfleet_protocol::gateway::TASK_ID_HEADER, "t-1")
+            .json(&request)
+            .send()
+    };
+    assert_eq!(chat("3").await?.status(), 200);
+    admin.start_outage(Duration::from_secs(30), 503).await?;
+    assert_eq!(chat("3").await?.status(), 503);
+
+    let log = admin.requests().await?;
+    let statuses: Vec<(u16, Option<u32>)> = log.iter().map(|r| (r.status, r.agent_index)).collect();
+    assert_eq!(statuses, vec![(200, Some(3)), (503, Some(3))]);
+    assert_eq!(admin.requests_since(log[1].at_ms).await?.len(), 1);
+    let metrics = admin.metrics().await?;
+    assert!(metrics.has_family("gateway_requests"), "{metrics}");
+    admin.clear_requests().await?;
+    assert!(admin.requests().await?.is_empty());
+
+    let err = admin
+        .set_faults(&FaultProfile {
+            rate_500: 2.0,
+            ..FaultProfile::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("400"), "{err}");
     scope.teardown().await?;
     Ok(())
 }

@@ -45,7 +45,7 @@ impl Container {
     }
 
     /// `docker stop -t <grace>`: SIGTERM, then SIGKILL once the grace period is over. Returns when
-    /// the container has stopped.
+    /// the container has stopped. Docker counts the grace in whole seconds (rounded down here).
     pub async fn stop(&self, grace: Duration) -> Result<(), DockerError> {
         let grace_secs = i32::try_from(grace.as_secs()).unwrap_or(i32::MAX);
         let options = StopContainerOptionsBuilder::new().t(grace_secs).build();
