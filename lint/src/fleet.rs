@@ -1,6 +1,6 @@
 //! The input as a whole: objects, their namespaces and the pod templates they run.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use k8s_openapi::api::batch::v1::JobSpec;
 use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec};
@@ -18,6 +18,11 @@ pub struct Fleet {
     pub objects: Vec<Object>,
     /// `--namespace`: where `kubectl apply` without `-n` puts objects that name none.
     pub default_namespace: String,
+    /// Indexes into `objects`, built once: cross-object rules look things up per workload,
+    /// and linear scans made linting quadratic in the input size.
+    by_namespace: HashMap<String, Vec<usize>>,
+    by_name: HashMap<String, Vec<usize>>,
+    with_pod_template: Vec<usize>,
 }
 
 /// What runs a pod template, which decides restart and disruption semantics.
@@ -134,7 +139,54 @@ fn from_template<'a>(
 
 impl Fleet {
     pub fn new(objects: Vec<Object>, default_namespace: impl Into<String>) -> Fleet {
-        Fleet { objects, default_namespace: default_namespace.into() }
+        let mut fleet = Fleet {
+            objects,
+            default_namespace: default_namespace.into(),
+            by_namespace: HashMap::new(),
+            by_name: HashMap::new(),
+            with_pod_template: Vec::new(),
+        };
+        for (index, object) in fleet.objects.iter().enumerate() {
+            if let Some(namespace) = fleet.namespace_of(object) {
+                fleet.by_namespace.entry(namespace.to_owned()).or_default().push(index);
+            }
+            fleet.by_name.entry(object.name.clone()).or_default().push(index);
+            let has_template = matches!(
+                object.resource,
+                Resource::Job(_)
+                    | Resource::CronJob(_)
+                    | Resource::ScaledJob(_)
+                    | Resource::Deployment(_)
+                    | Resource::StatefulSet(_)
+                    | Resource::DaemonSet(_)
+                    | Resource::ReplicaSet(_)
+                    | Resource::Pod(_)
+            );
+            if has_template {
+                fleet.with_pod_template.push(index);
+            }
+        }
+        fleet
+    }
+
+    /// Objects in one namespace (namespaced kinds only).
+    pub fn in_namespace<'a>(&'a self, namespace: &str) -> impl Iterator<Item = &'a Object> {
+        self.by_namespace.get(namespace).into_iter().flatten().map(|&i| &self.objects[i])
+    }
+
+    /// Objects with this name, of any kind and namespace.
+    pub fn named<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a Object> {
+        self.by_name.get(name).into_iter().flatten().map(|&i| &self.objects[i])
+    }
+
+    /// Whether an object of a kind exists under `namespace/name`.
+    pub fn contains(&self, kind: fn(&Resource) -> bool, namespace: &str, name: &str) -> bool {
+        self.named(name).any(|o| kind(&o.resource) && self.namespace_of(o) == Some(namespace))
+    }
+
+    /// Pod templates in one namespace.
+    pub fn workloads_in<'a>(&'a self, namespace: &'a str) -> impl Iterator<Item = Workload<'a>> {
+        self.workloads().filter(move |w| w.namespace == namespace)
     }
 
     /// The namespace an object lives in once applied; `None` for cluster-scoped objects.
@@ -144,7 +196,7 @@ impl Fleet {
 
     /// Every pod template in the input.
     pub fn workloads(&self) -> impl Iterator<Item = Workload<'_>> {
-        self.objects.iter().filter_map(move |object| {
+        self.with_pod_template.iter().map(|&i| &self.objects[i]).filter_map(move |object| {
             let namespace = self.namespace_of(object)?;
             let from_template = |controller, template_path, template, job| from_template(object, namespace, controller, template_path, template, job);
             match &object.resource {
@@ -184,8 +236,8 @@ impl Fleet {
     pub fn namespace_labels(&self, namespace: &str) -> Labels {
         let mut labels = Labels::new();
         labels.insert(NAMESPACE_NAME_LABEL.to_owned(), namespace.to_owned());
-        for object in &self.objects {
-            if matches!(object.resource, Resource::Namespace(_)) && object.name == namespace {
+        for object in self.named(namespace) {
+            if matches!(object.resource, Resource::Namespace(_)) {
                 labels.extend(object.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
             }
         }

@@ -14,7 +14,7 @@ pub(super) fn check(fleet: &Fleet, sink: &mut Sink) {
         let Some(spec) = &pdb.spec else { continue };
         let namespace = fleet.namespace_of(object).unwrap_or_default();
         let selected: Vec<Workload<'_>> = match &spec.selector {
-            Some(sel) => fleet.workloads().filter(|w| w.namespace == namespace && selector::matches(sel, &w.labels())).collect(),
+            Some(sel) => fleet.workloads_in(namespace).filter(|w| selector::matches(sel, &w.labels())).collect(),
             None => Vec::new(),
         };
         let evident = evident_targets(fleet, spec.selector.as_ref());

@@ -70,7 +70,7 @@ pub(super) fn check(fleet: &Fleet, sink: &mut Sink) {
 fn resolve_auth<'a>(fleet: &'a Fleet, namespace: &str, object: &Object, trigger: &ScaleTrigger, base: &Path, sink: &mut Sink) -> Option<&'a TriggerAuthenticationSpec> {
     let reference = trigger.authentication_ref.as_ref()?;
     let cluster = reference.kind.as_deref() == Some("ClusterTriggerAuthentication");
-    let found = fleet.objects.iter().find_map(|o| match &o.resource {
+    let found = fleet.named(&reference.name).find_map(|o| match &o.resource {
         Resource::TriggerAuthentication(ta) if !cluster && o.name == reference.name && fleet.namespace_of(o) == Some(namespace) => Some(&ta.spec),
         Resource::ClusterTriggerAuthentication(cta) if cluster && o.name == reference.name => Some(&cta.0.spec),
         _ => None,

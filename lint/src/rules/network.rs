@@ -27,8 +27,8 @@ pub(super) fn check(fleet: &Fleet, sink: &mut Sink) {
         namespace_selectors(fleet, object, spec, sink);
 
         let selected: Vec<Endpoint> = fleet
-            .workloads()
-            .filter(|w| w.namespace == namespace && spec.pod_selector.as_ref().is_none_or(|s| selector::matches(s, &w.labels())))
+            .workloads_in(namespace)
+            .filter(|w| spec.pod_selector.as_ref().is_none_or(|s| selector::matches(s, &w.labels())))
             .map(|w| netpol::workload_endpoint(&w))
             .collect();
         let evident = evident_targets(fleet, spec.pod_selector.as_ref());

@@ -12,9 +12,7 @@ use crate::yaml::Path;
 const SECRET_NAME_PARTS: &[&str] = &["PASSWORD", "PASSWD", "SECRET", "TOKEN", "API_KEY", "APIKEY", "PRIVATE_KEY", "CREDENTIAL", "ACCESS_KEY"];
 
 pub(super) fn check(fleet: &Fleet, sink: &mut Sink) {
-    let in_input = |kind: fn(&Resource) -> bool, namespace: &str, name: &str| {
-        fleet.objects.iter().any(|o| kind(&o.resource) && o.name == name && fleet.namespace_of(o) == Some(namespace))
-    };
+    let in_input = |kind: fn(&Resource) -> bool, namespace: &str, name: &str| fleet.contains(kind, namespace, name);
     let is_pvc = |r: &Resource| matches!(r, Resource::PersistentVolumeClaim(_));
 
     for workload in fleet.workloads() {
@@ -110,9 +108,8 @@ fn report_missing_secrets(
 /// " (there is one in namespace agents)" when the object exists under another namespace.
 fn elsewhere(fleet: &Fleet, kind: fn(&Resource) -> bool, name: &str, namespace: &str) -> String {
     fleet
-        .objects
-        .iter()
-        .filter(|o| kind(&o.resource) && o.name == name)
+        .named(name)
+        .filter(|o| kind(&o.resource))
         .filter_map(|o| fleet.namespace_of(o))
         .find(|ns| *ns != namespace)
         .map(|ns| format!(" (there is one in namespace {ns})"))

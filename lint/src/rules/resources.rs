@@ -23,9 +23,7 @@ struct Effective {
 pub(super) fn check(fleet: &Fleet, sink: &mut Sink) {
     for workload in fleet.workloads() {
         let ranges: Vec<&LimitRangeItem> = fleet
-            .objects
-            .iter()
-            .filter(|o| fleet.namespace_of(o) == Some(workload.namespace))
+            .in_namespace(workload.namespace)
             .filter_map(|o| match &o.resource {
                 Resource::LimitRange(lr) => lr.spec.as_ref(),
                 _ => None,

@@ -96,8 +96,8 @@ fn token_automount(fleet: &Fleet, workload: &Workload<'_>, sink: &mut Sink) {
         None => {}
     }
     let account = workload.spec.service_account_name.as_deref().unwrap_or("default");
-    let account_opts_out = fleet.objects.iter().any(|o| match &o.resource {
-        Resource::ServiceAccount(sa) => o.name == account && fleet.namespace_of(o) == Some(workload.namespace) && sa.automount_service_account_token == Some(false),
+    let account_opts_out = fleet.named(account).any(|o| match &o.resource {
+        Resource::ServiceAccount(sa) => fleet.namespace_of(o) == Some(workload.namespace) && sa.automount_service_account_token == Some(false),
         _ => false,
     });
     if !account_opts_out {

@@ -22,7 +22,7 @@ pub(super) fn check(fleet: &Fleet, sink: &mut Sink) {
                 "ReadWriteMany with no storageClassName uses the cluster's default class, which usually cannot provision RWX (the claim stays Pending)",
             ),
             Some(class) => {
-                let defined = fleet.objects.iter().any(|o| matches!(o.resource, Resource::StorageClass(_)) && o.name == class);
+                let defined = fleet.named(class).any(|o| matches!(o.resource, Resource::StorageClass(_)));
                 if !defined {
                     sink.report(
                         &catalog::RWX_STORAGE_CLASS,
