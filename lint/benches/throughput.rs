@@ -50,18 +50,38 @@ fn manifest(i: usize) -> String {
         3 => format!(
             "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  podSelector: {{matchLabels: {{app: {app}}}}}\n  policyTypes: [Ingress, Egress]\n  egress:\n    - to:\n        - namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: message-queue}}}}\n      ports: [{{port: 5672}}]\n    - to:\n        - namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: kube-system}}}}\n          podSelector: {{matchLabels: {{k8s-app: kube-dns}}}}\n      ports: [{{port: 53, protocol: UDP}}, {{port: 53, protocol: TCP}}]\n"
         ),
-        4 => format!("apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  minAvailable: 1\n  selector: {{matchLabels: {{app: {app}}}}}\n"),
-        5 => format!("apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  selector: {{app: {app}}}\n  ports:\n    - name: metrics\n      port: 8080\n      targetPort: metrics\n"),
-        6 => format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {ns}\ndata:\n  config.json: '{{\"steps\": {i}, \"model\": \"m\"}}'\n  level: info\n"),
-        7 => format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: secrets-{}\n  namespace: {ns}\ntype: Opaque\nstringData:\n  url: amqp://u:p@rabbitmq:5672/\n", i),
-        8 => format!("apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  accessModes: [ReadWriteOnce]\n  resources: {{requests: {{storage: 1Gi}}}}\n"),
-        9 => format!("apiVersion: keda.sh/v1alpha1\nkind: TriggerAuthentication\nmetadata:\n  name: auth-{}\n  namespace: {ns}\nspec:\n  secretTargetRef:\n    - {{parameter: host, name: secrets-{}, key: url}}\n", i, i % NAMESPACES),
-        _ => format!("apiVersion: v1\nkind: LimitRange\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  limits:\n    - type: Container\n      max: {{memory: 8Gi, cpu: \"4\"}}\n"),
+        4 => format!(
+            "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  minAvailable: 1\n  selector: {{matchLabels: {{app: {app}}}}}\n"
+        ),
+        5 => format!(
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  selector: {{app: {app}}}\n  ports:\n    - name: metrics\n      port: 8080\n      targetPort: metrics\n"
+        ),
+        6 => format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {ns}\ndata:\n  config.json: '{{\"steps\": {i}, \"model\": \"m\"}}'\n  level: info\n"
+        ),
+        7 => format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: secrets-{}\n  namespace: {ns}\ntype: Opaque\nstringData:\n  url: amqp://u:p@rabbitmq:5672/\n",
+            i
+        ),
+        8 => format!(
+            "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  accessModes: [ReadWriteOnce]\n  resources: {{requests: {{storage: 1Gi}}}}\n"
+        ),
+        9 => format!(
+            "apiVersion: keda.sh/v1alpha1\nkind: TriggerAuthentication\nmetadata:\n  name: auth-{}\n  namespace: {ns}\nspec:\n  secretTargetRef:\n    - {{parameter: host, name: secrets-{}, key: url}}\n",
+            i,
+            i % NAMESPACES
+        ),
+        _ => format!(
+            "apiVersion: v1\nkind: LimitRange\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  limits:\n    - type: Container\n      max: {{memory: 8Gi, cpu: \"4\"}}\n"
+        ),
     }
 }
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn main() {
@@ -76,14 +96,18 @@ fn main() {
         std::fs::write(dir.path().join(format!("m{i:05}.yaml")), text).expect("write manifest");
     }
     let root = dir.path().display().to_string();
-    println!("corpus: {count} manifests, {:.2} MB in {root}", bytes as f64 / 1e6);
+    println!(
+        "corpus: {count} manifests, {:.2} MB in {root}",
+        bytes as f64 / 1e6
+    );
 
     let mut times: Vec<Duration> = Vec::with_capacity(runs);
     let mut parse_times: Vec<Duration> = Vec::with_capacity(runs);
     let mut last = None;
     for _ in 0..runs {
         let start = Instant::now();
-        let sources = source::load(std::slice::from_ref(&root), &mut std::io::empty()).expect("corpus is readable");
+        let sources = source::load(std::slice::from_ref(&root), &mut std::io::empty())
+            .expect("corpus is readable");
         let parse_start = Instant::now();
         let _ = agentfleet_lint::load_fleet(&sources, "default");
         parse_times.push(parse_start.elapsed());
@@ -94,7 +118,12 @@ fn main() {
     }
     parse_times.sort();
     let report = last.expect("at least one run");
-    assert_eq!(report.objects.len(), count, "every generated manifest parses: {:?}", report.findings.iter().find(|f| f.is_input_error()));
+    assert_eq!(
+        report.objects.len(),
+        count,
+        "every generated manifest parses: {:?}",
+        report.findings.iter().find(|f| f.is_input_error())
+    );
     assert!(!report.has_input_errors());
     times.sort();
     let show = |label: &str, t: Duration| {
@@ -106,8 +135,14 @@ fn main() {
             bytes as f64 / 1e6 / secs
         );
     };
-    println!("parse+lint, {runs} runs ({} findings per run):", report.findings.len());
+    println!(
+        "parse+lint, {runs} runs ({} findings per run):",
+        report.findings.len()
+    );
     show("best", times[0]);
     show("median", times[times.len() / 2]);
-    println!("(of which parsing and decoding alone: best {:.1} ms)", parse_times[0].as_secs_f64() * 1e3);
+    println!(
+        "(of which parsing and decoding alone: best {:.1} ms)",
+        parse_times[0].as_secs_f64() * 1e3
+    );
 }

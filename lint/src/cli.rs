@@ -53,7 +53,9 @@ impl ColorChoice {
         match self {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
-            ColorChoice::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+            ColorChoice::Auto => {
+                std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+            }
         }
     }
 }
@@ -123,7 +125,11 @@ pub struct NetpolArgs {
 
 impl NetpolArgs {
     pub fn new(paths: impl IntoIterator<Item = impl Into<String>>) -> NetpolArgs {
-        NetpolArgs { paths: paths.into_iter().map(Into::into).collect(), format: NetpolFormat::Table, namespace: "default".into() }
+        NetpolArgs {
+            paths: paths.into_iter().map(Into::into).collect(),
+            format: NetpolFormat::Table,
+            namespace: "default".into(),
+        }
     }
 }
 
@@ -133,12 +139,20 @@ pub fn run_lint(args: &LintArgs, stdout: &mut dyn Write, stderr: &mut dyn Write)
 }
 
 /// `agentfleet lint` with an explicit stdin (for tests and embedding).
-pub fn run_lint_with_stdin(args: &LintArgs, stdin: &mut dyn Read, stdout: &mut dyn Write, stderr: &mut dyn Write) -> u8 {
+pub fn run_lint_with_stdin(
+    args: &LintArgs,
+    stdin: &mut dyn Read,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> u8 {
     if let Some(id) = &args.explain {
         return match rules::find(id) {
             Some(rule) => write_or_fail(stdout, stderr, docs::explain(rule).as_bytes(), EXIT_CLEAN),
             None => {
-                let _ = writeln!(stderr, "error: unknown rule `{id}`; `agentfleet lint --list-rules` lists them");
+                let _ = writeln!(
+                    stderr,
+                    "error: unknown rule `{id}`; `agentfleet lint --list-rules` lists them"
+                );
                 EXIT_INPUT
             }
         };
@@ -146,7 +160,13 @@ pub fn run_lint_with_stdin(args: &LintArgs, stdin: &mut dyn Read, stdout: &mut d
     if args.list_rules {
         let mut text = String::new();
         for rule in RULES {
-            text.push_str(&format!("{}  {:<7}  {:<34} {}\n", rule.id, rule.severity.as_str(), rule.name, rule.title));
+            text.push_str(&format!(
+                "{}  {:<7}  {:<34} {}\n",
+                rule.id,
+                rule.severity.as_str(),
+                rule.name,
+                rule.title
+            ));
         }
         return write_or_fail(stdout, stderr, text.as_bytes(), EXIT_CLEAN);
     }
@@ -159,7 +179,13 @@ pub fn run_lint_with_stdin(args: &LintArgs, stdin: &mut dyn Read, stdout: &mut d
     };
     let report = lint(&sources, &args.namespace);
     let threshold = args.fail_on.threshold();
-    if let Err(err) = report::render(args.format, &report, threshold, args.color.enabled(), stdout) {
+    if let Err(err) = report::render(
+        args.format,
+        &report,
+        threshold,
+        args.color.enabled(),
+        stdout,
+    ) {
         let _ = writeln!(stderr, "error: cannot write the report: {err}");
         return EXIT_INPUT;
     }
@@ -194,7 +220,12 @@ pub fn run_netpol(args: &NetpolArgs, stdout: &mut dyn Write, stderr: &mut dyn Wr
 
 /// `agentfleet netpol` with an explicit stdin. Input errors are printed to stderr and exit 2:
 /// a truth table computed from half-read policies would be wrong.
-pub fn run_netpol_with_stdin(args: &NetpolArgs, stdin: &mut dyn Read, stdout: &mut dyn Write, stderr: &mut dyn Write) -> u8 {
+pub fn run_netpol_with_stdin(
+    args: &NetpolArgs,
+    stdin: &mut dyn Read,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> u8 {
     let sources = match source::load(&args.paths, stdin) {
         Ok(sources) => sources,
         Err(err) => {
@@ -208,12 +239,17 @@ pub fn run_netpol_with_stdin(args: &NetpolArgs, stdin: &mut dyn Read, stdout: &m
         for p in input_errors {
             let _ = writeln!(stderr, "{}: error[{}] {}", p.location, p.rule.id, p.message);
         }
-        let _ = writeln!(stderr, "error: fix the input errors above; the truth table needs every policy");
+        let _ = writeln!(
+            stderr,
+            "error: fix the input errors above; the truth table needs every policy"
+        );
         return EXIT_INPUT;
     }
     let matrix = netpol::matrix(&fleet);
     let written = match args.format {
-        NetpolFormat::Json => serde_json::to_writer_pretty(&mut *stdout, &matrix).map_err(std::io::Error::from).and_then(|()| writeln!(stdout)),
+        NetpolFormat::Json => serde_json::to_writer_pretty(&mut *stdout, &matrix)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(stdout)),
         NetpolFormat::Table => stdout.write_all(render_table(&matrix, &args.namespace).as_bytes()),
     };
     match written {
@@ -236,14 +272,24 @@ pub fn render_table(matrix: &Matrix, default_namespace: &str) -> String {
         let star = if col.from_input { "" } else { " *" };
         out.push_str(&format!("  [{:>2}] {}{star}\n", i + 1, col.label()));
     }
-    let name_width = matrix.rows.iter().map(|r| r.name.len() + usize::from(!r.from_input) * 2).max().unwrap_or(4).max(9);
+    let name_width = matrix
+        .rows
+        .iter()
+        .map(|r| r.name.len() + usize::from(!r.from_input) * 2)
+        .max()
+        .unwrap_or(4)
+        .max(9);
     out.push_str(&format!("\n{:<name_width$} ", "from \\ to"));
     for i in 0..matrix.cols.len() {
         out.push_str(&format!("{:>4}", i + 1));
     }
     out.push('\n');
     for (r, row) in matrix.rows.iter().enumerate() {
-        let name = if row.from_input { row.name.clone() } else { format!("{} *", row.name) };
+        let name = if row.from_input {
+            row.name.clone()
+        } else {
+            format!("{} *", row.name)
+        };
         out.push_str(&format!("{name:<name_width$} "));
         for cell in &matrix.cells[r] {
             let code = match (cell.egress.allows(), cell.ingress.allows()) {
@@ -271,7 +317,12 @@ pub fn render_table(matrix: &Matrix, default_namespace: &str) -> String {
                     why.push(format!("{side} of {}", names.join(", ")));
                 }
             }
-            denied.push(format!("  {} -> {}: denied by {}\n", row.name, col.label(), why.join(" and ")));
+            denied.push(format!(
+                "  {} -> {}: denied by {}\n",
+                row.name,
+                col.label(),
+                why.join(" and ")
+            ));
         }
     }
     if !denied.is_empty() {

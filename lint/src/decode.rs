@@ -44,13 +44,24 @@ pub struct SchemaProblems {
 /// decoding error (plus any unknown fields seen before it).
 pub fn decode<T: DeserializeOwned>(node: &Node) -> Result<(T, Vec<UnknownField>), SchemaProblems> {
     let ctx = Ctx::default();
-    let result = T::deserialize(NodeDe { node, trail: &Trail::Root, ctx: &ctx });
+    let result = T::deserialize(NodeDe {
+        node,
+        trail: &Trail::Root,
+        ctx: &ctx,
+    });
     let unknown = ctx.unknown.into_inner();
     match result {
         Ok(value) => Ok((value, unknown)),
         Err(err) => {
             let (pos, path) = err.at.unwrap_or((node.pos, Path::root()));
-            Err(SchemaProblems { unknown, invalid: Some(InvalidValue { path, pos, message: err.message }) })
+            Err(SchemaProblems {
+                unknown,
+                invalid: Some(InvalidValue {
+                    path,
+                    pos,
+                    message: err.message,
+                }),
+            })
         }
     }
 }
@@ -107,7 +118,10 @@ impl std::error::Error for Error {}
 
 impl de::Error for Error {
     fn custom<M: fmt::Display>(msg: M) -> Error {
-        Error { message: msg.to_string(), at: None }
+        Error {
+            message: msg.to_string(),
+            at: None,
+        }
     }
 }
 
@@ -145,8 +159,15 @@ impl<'a> de::Deserializer<'a> for NodeDe<'a, '_> {
             Value::UInt(u) => visitor.visit_u64(*u),
             Value::Float(f) => visitor.visit_f64(*f),
             Value::Str(s) => visitor.visit_borrowed_str(s),
-            Value::Seq(items) => visitor.visit_seq(SeqDe { items, index: 0, trail: self.trail, ctx: self.ctx }),
-            Value::Map(entries) => visitor.visit_map(MapDe::new(entries, None, self.trail, self.ctx)),
+            Value::Seq(items) => visitor.visit_seq(SeqDe {
+                items,
+                index: 0,
+                trail: self.trail,
+                ctx: self.ctx,
+            }),
+            Value::Map(entries) => {
+                visitor.visit_map(MapDe::new(entries, None, self.trail, self.ctx))
+            }
         };
         result.map_err(|e| self.stamp(e))
     }
@@ -156,13 +177,21 @@ impl<'a> de::Deserializer<'a> for NodeDe<'a, '_> {
             visitor.visit_none().map_err(|e| self.stamp(e))
         } else {
             let (trail, ctx, node) = (self.trail, self.ctx, self.node);
-            visitor.visit_some(NodeDe { node, trail, ctx }).map_err(|e| NodeDe { node, trail, ctx }.stamp(e))
+            visitor
+                .visit_some(NodeDe { node, trail, ctx })
+                .map_err(|e| NodeDe { node, trail, ctx }.stamp(e))
         }
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'a>>(self, _name: &'static str, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_newtype_struct<V: Visitor<'a>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Error> {
         let (trail, ctx, node) = (self.trail, self.ctx, self.node);
-        visitor.visit_newtype_struct(NodeDe { node, trail, ctx }).map_err(|e| NodeDe { node, trail, ctx }.stamp(e))
+        visitor
+            .visit_newtype_struct(NodeDe { node, trail, ctx })
+            .map_err(|e| NodeDe { node, trail, ctx }.stamp(e))
     }
 
     fn deserialize_struct<V: Visitor<'a>>(
@@ -172,7 +201,9 @@ impl<'a> de::Deserializer<'a> for NodeDe<'a, '_> {
         visitor: V,
     ) -> Result<V::Value, Error> {
         let result = match &self.node.value {
-            Value::Map(entries) => visitor.visit_map(MapDe::new(entries, Some(fields), self.trail, self.ctx)),
+            Value::Map(entries) => {
+                visitor.visit_map(MapDe::new(entries, Some(fields), self.trail, self.ctx))
+            }
             // Let the visitor produce serde's standard "invalid type" message.
             _ => return self.deserialize_any(visitor),
         };
@@ -187,10 +218,15 @@ impl<'a> de::Deserializer<'a> for NodeDe<'a, '_> {
     ) -> Result<V::Value, Error> {
         let result = match &self.node.value {
             Value::Str(s) => visitor.visit_enum(s.as_str().into_deserializer()),
-            Value::Map(entries) if entries.len() == 1 => {
-                visitor.visit_enum(EnumDe { entry: &entries[0], trail: self.trail, ctx: self.ctx })
-            }
-            _ => Err(de::Error::invalid_type(unexpected(self.node), &"a string or a single-key mapping")),
+            Value::Map(entries) if entries.len() == 1 => visitor.visit_enum(EnumDe {
+                entry: &entries[0],
+                trail: self.trail,
+                ctx: self.ctx,
+            }),
+            _ => Err(de::Error::invalid_type(
+                unexpected(self.node),
+                &"a string or a single-key mapping",
+            )),
         };
         result.map_err(|e| self.stamp(e))
     }
@@ -207,7 +243,11 @@ impl<'a> de::Deserializer<'a> for NodeDe<'a, '_> {
         deserialize_identifier
     }
 
-    fn deserialize_unit_struct<V: Visitor<'a>>(self, _name: &'static str, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_unit_struct<V: Visitor<'a>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Error> {
         self.deserialize_any(visitor)
     }
 
@@ -248,11 +288,21 @@ struct SeqDe<'a, 'p> {
 impl<'a> de::SeqAccess<'a> for SeqDe<'a, '_> {
     type Error = Error;
 
-    fn next_element_seed<T: DeserializeSeed<'a>>(&mut self, seed: T) -> Result<Option<T::Value>, Error> {
-        let Some(node) = self.items.get(self.index) else { return Ok(None) };
+    fn next_element_seed<T: DeserializeSeed<'a>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, Error> {
+        let Some(node) = self.items.get(self.index) else {
+            return Ok(None);
+        };
         let trail = Trail::Index(self.trail, self.index);
         self.index += 1;
-        seed.deserialize(NodeDe { node, trail: &trail, ctx: self.ctx }).map(Some)
+        seed.deserialize(NodeDe {
+            node,
+            trail: &trail,
+            ctx: self.ctx,
+        })
+        .map(Some)
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -271,15 +321,30 @@ struct MapDe<'a, 'p> {
 }
 
 impl<'a, 'p> MapDe<'a, 'p> {
-    fn new(entries: &'a [Entry], fields: Option<&'static [&'static str]>, trail: &'p Trail<'p>, ctx: &'p Ctx) -> Self {
-        MapDe { entries, fields, next: 0, current: None, trail, ctx }
+    fn new(
+        entries: &'a [Entry],
+        fields: Option<&'static [&'static str]>,
+        trail: &'p Trail<'p>,
+        ctx: &'p Ctx,
+    ) -> Self {
+        MapDe {
+            entries,
+            fields,
+            next: 0,
+            current: None,
+            trail,
+            ctx,
+        }
     }
 }
 
 impl<'a> de::MapAccess<'a> for MapDe<'a, '_> {
     type Error = Error;
 
-    fn next_key_seed<K: DeserializeSeed<'a>>(&mut self, seed: K) -> Result<Option<K::Value>, Error> {
+    fn next_key_seed<K: DeserializeSeed<'a>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Error> {
         while let Some(entry) = self.entries.get(self.next) {
             self.next += 1;
             if let Some(fields) = self.fields {
@@ -297,9 +362,12 @@ impl<'a> de::MapAccess<'a> for MapDe<'a, '_> {
                 }
             }
             self.current = Some(entry);
-            let key: de::value::BorrowedStrDeserializer<'a, Error> = de::value::BorrowedStrDeserializer::new(&entry.key);
+            let key: de::value::BorrowedStrDeserializer<'a, Error> =
+                de::value::BorrowedStrDeserializer::new(&entry.key);
             return seed.deserialize(key).map(Some).map_err(|mut e: Error| {
-                e.at.get_or_insert_with(|| (entry.key_pos, Trail::Key(self.trail, &entry.key).to_path()));
+                e.at.get_or_insert_with(|| {
+                    (entry.key_pos, Trail::Key(self.trail, &entry.key).to_path())
+                });
                 e
             });
         }
@@ -307,9 +375,16 @@ impl<'a> de::MapAccess<'a> for MapDe<'a, '_> {
     }
 
     fn next_value_seed<V: DeserializeSeed<'a>>(&mut self, seed: V) -> Result<V::Value, Error> {
-        let entry = self.current.take().ok_or_else(|| de::Error::custom("value requested before its key"))?;
+        let entry = self
+            .current
+            .take()
+            .ok_or_else(|| de::Error::custom("value requested before its key"))?;
         let trail = Trail::Key(self.trail, &entry.key);
-        seed.deserialize(NodeDe { node: &entry.value, trail: &trail, ctx: self.ctx })
+        seed.deserialize(NodeDe {
+            node: &entry.value,
+            trail: &trail,
+            ctx: self.ctx,
+        })
     }
 }
 
@@ -323,10 +398,21 @@ impl<'a, 'p> de::EnumAccess<'a> for EnumDe<'a, 'p> {
     type Error = Error;
     type Variant = NodeVariant<'a, 'p>;
 
-    fn variant_seed<V: DeserializeSeed<'a>>(self, seed: V) -> Result<(V::Value, Self::Variant), Error> {
-        let key: de::value::BorrowedStrDeserializer<'a, Error> = de::value::BorrowedStrDeserializer::new(&self.entry.key);
+    fn variant_seed<V: DeserializeSeed<'a>>(
+        self,
+        seed: V,
+    ) -> Result<(V::Value, Self::Variant), Error> {
+        let key: de::value::BorrowedStrDeserializer<'a, Error> =
+            de::value::BorrowedStrDeserializer::new(&self.entry.key);
         let variant = seed.deserialize(key)?;
-        Ok((variant, NodeVariant { entry: self.entry, trail: self.trail, ctx: self.ctx }))
+        Ok((
+            variant,
+            NodeVariant {
+                entry: self.entry,
+                trail: self.trail,
+                ctx: self.ctx,
+            },
+        ))
     }
 }
 
@@ -345,17 +431,41 @@ impl<'a> de::VariantAccess<'a> for NodeVariant<'a, '_> {
 
     fn newtype_variant_seed<T: DeserializeSeed<'a>>(self, seed: T) -> Result<T::Value, Error> {
         let trail = Trail::Key(self.trail, &self.entry.key);
-        seed.deserialize(NodeDe { node: &self.entry.value, trail: &trail, ctx: self.ctx })
+        seed.deserialize(NodeDe {
+            node: &self.entry.value,
+            trail: &trail,
+            ctx: self.ctx,
+        })
     }
 
     fn tuple_variant<V: Visitor<'a>>(self, _len: usize, visitor: V) -> Result<V::Value, Error> {
         let trail = Trail::Key(self.trail, &self.entry.key);
-        de::Deserializer::deserialize_any(NodeDe { node: &self.entry.value, trail: &trail, ctx: self.ctx }, visitor)
+        de::Deserializer::deserialize_any(
+            NodeDe {
+                node: &self.entry.value,
+                trail: &trail,
+                ctx: self.ctx,
+            },
+            visitor,
+        )
     }
 
-    fn struct_variant<V: Visitor<'a>>(self, fields: &'static [&'static str], visitor: V) -> Result<V::Value, Error> {
+    fn struct_variant<V: Visitor<'a>>(
+        self,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Error> {
         let trail = Trail::Key(self.trail, &self.entry.key);
-        de::Deserializer::deserialize_struct(NodeDe { node: &self.entry.value, trail: &trail, ctx: self.ctx }, "", fields, visitor)
+        de::Deserializer::deserialize_struct(
+            NodeDe {
+                node: &self.entry.value,
+                trail: &trail,
+                ctx: self.ctx,
+            },
+            "",
+            fields,
+            visitor,
+        )
     }
 }
 
@@ -406,12 +516,25 @@ mod tests {
         ));
         let (job, unknown) = decode::<Job>(&node).unwrap();
         assert_eq!(job.metadata.name.as_deref(), Some("a"));
-        let found: Vec<_> = unknown.iter().map(|u| (u.parent.to_string(), u.key.as_str(), u.pos, u.suggestion)).collect();
+        let found: Vec<_> = unknown
+            .iter()
+            .map(|u| (u.parent.to_string(), u.key.as_str(), u.pos, u.suggestion))
+            .collect();
         assert_eq!(
             found,
             [
-                ("spec".to_owned(), "completionMod", Pos::new(6, 3), Some("completionMode")),
-                ("spec.template.spec.containers[0]".to_owned(), "imagePullPolicyy", Pos::new(13, 11), Some("imagePullPolicy")),
+                (
+                    "spec".to_owned(),
+                    "completionMod",
+                    Pos::new(6, 3),
+                    Some("completionMode")
+                ),
+                (
+                    "spec.template.spec.containers[0]".to_owned(),
+                    "imagePullPolicyy",
+                    Pos::new(13, 11),
+                    Some("imagePullPolicy")
+                ),
             ],
             "null-valued unknown keys are ignored like the API server does"
         );
@@ -419,29 +542,50 @@ mod tests {
 
     #[test]
     fn type_errors_point_at_the_offending_value() {
-        let node = doc("apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: a\nspec:\n  backoffLimit: \"3\"\n  template: {}\n");
+        let node = doc(
+            "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: a\nspec:\n  backoffLimit: \"3\"\n  template: {}\n",
+        );
         let problems = decode::<Job>(&node).unwrap_err();
         let invalid = problems.invalid.unwrap();
         assert_eq!(invalid.path.to_string(), "spec.backoffLimit");
         assert_eq!(invalid.pos, Pos::new(6, 17));
-        assert!(invalid.message.contains("expected i32"), "{}", invalid.message);
+        assert!(
+            invalid.message.contains("expected i32"),
+            "{}",
+            invalid.message
+        );
     }
 
     #[test]
     fn missing_required_fields_point_at_their_parent() {
         // k8s-openapi defaults missing required fields (model.rs checks those); serde-derived
         // types such as the KEDA ones report them.
-        let node = doc("apiVersion: keda.sh/v1alpha1\nkind: ScaledJob\nmetadata:\n  name: a\nspec:\n  pollingInterval: 2\n");
-        let invalid = decode::<crate::keda::ScaledJob>(&node).unwrap_err().invalid.unwrap();
+        let node = doc(
+            "apiVersion: keda.sh/v1alpha1\nkind: ScaledJob\nmetadata:\n  name: a\nspec:\n  pollingInterval: 2\n",
+        );
+        let invalid = decode::<crate::keda::ScaledJob>(&node)
+            .unwrap_err()
+            .invalid
+            .unwrap();
         assert_eq!(invalid.path.to_string(), "spec");
         assert_eq!(invalid.pos, Pos::new(6, 3));
-        assert!(invalid.message.contains("missing field `jobTargetRef`"), "{}", invalid.message);
+        assert!(
+            invalid.message.contains("missing field `jobTargetRef`"),
+            "{}",
+            invalid.message
+        );
     }
 
     #[test]
     fn suggestions_need_a_plausible_typo() {
-        assert_eq!(closest("completionMod", &["completionMode", "completions"]), Some("completionMode"));
-        assert_eq!(closest("RestartPolicy", &["restartPolicy"]), Some("restartPolicy"));
+        assert_eq!(
+            closest("completionMod", &["completionMode", "completions"]),
+            Some("completionMode")
+        );
+        assert_eq!(
+            closest("RestartPolicy", &["restartPolicy"]),
+            Some("restartPolicy")
+        );
         assert_eq!(closest("zzz", &["restartPolicy"]), None);
     }
 }

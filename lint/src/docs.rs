@@ -18,7 +18,10 @@ pub fn explain(rule: &Rule) -> String {
         if rule.input_error {
             "\nThis is an input error: the object could not be read. It always makes the run exit 2 and cannot be suppressed.\n".to_owned()
         } else {
-            format!("\nSuppress for one object with the annotation {IGNORE_ANNOTATION}: {}\n", rule.id)
+            format!(
+                "\nSuppress for one object with the annotation {IGNORE_ANNOTATION}: {}\n",
+                rule.id
+            )
         }
     )
 }
@@ -32,11 +35,22 @@ pub fn rules_markdown() -> String {
     md.push_str("decodes every document into typed Kubernetes and KEDA objects, and checks them against the facts in DESIGN.md.\n\n");
     md.push_str("- Exit codes: `0` clean, `1` findings at or above `--fail-on` (default `error`), `2` usage or input errors (AF001-AF004).\n");
     md.push_str("- Formats: `--format human|json|sarif|junit`.\n");
-    let _ = writeln!(md, "- Suppress a rule for one object with the annotation `{IGNORE_ANNOTATION}: AF0xx,AF0yy` on that object's metadata.");
+    let _ = writeln!(
+        md,
+        "- Suppress a rule for one object with the annotation `{IGNORE_ANNOTATION}: AF0xx,AF0yy` on that object's metadata."
+    );
     md.push_str("- Objects without `metadata.namespace` are checked as if in `--namespace` (default `default`), as `kubectl apply` without `-n` would place them.\n\n");
     md.push_str("| ID | Name | Severity | Title |\n|---|---|---|---|\n");
     for rule in RULES {
-        let _ = writeln!(md, "| [{id}](#{anchor}) | `{}` | {} | {} |", rule.name, rule.severity, rule.title, id = rule.id, anchor = rule.id.to_ascii_lowercase());
+        let _ = writeln!(
+            md,
+            "| [{id}](#{anchor}) | `{}` | {} | {} |",
+            rule.name,
+            rule.severity,
+            rule.title,
+            id = rule.id,
+            anchor = rule.id.to_ascii_lowercase()
+        );
     }
     for rule in RULES {
         let _ = write!(
@@ -76,7 +90,14 @@ mod tests {
     #[test]
     fn explain_has_every_part() {
         let text = explain(crate::rules::find("AF011").unwrap());
-        for part in ["AF011", "pdb-blocks-job-evictions", "Why:", "Fix:", "Reference:", "lint-ignore"] {
+        for part in [
+            "AF011",
+            "pdb-blocks-job-evictions",
+            "Why:",
+            "Fix:",
+            "Reference:",
+            "lint-ignore",
+        ] {
             assert!(text.contains(part), "{part} missing from:\n{text}");
         }
     }

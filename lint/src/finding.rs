@@ -63,7 +63,11 @@ pub struct Location {
 
 impl Location {
     pub fn new(file: &str, pos: Pos) -> Location {
-        Location { file: file.to_owned(), line: pos.line, column: pos.column }
+        Location {
+            file: file.to_owned(),
+            line: pos.line,
+            column: pos.column,
+        }
     }
 }
 

@@ -41,7 +41,10 @@ pub enum Controller {
 impl Controller {
     /// Pods owned by Jobs: no scale subresource, restartPolicy Never/OnFailure.
     pub fn runs_jobs(self) -> bool {
-        matches!(self, Controller::Job | Controller::CronJob | Controller::ScaledJob)
+        matches!(
+            self,
+            Controller::Job | Controller::CronJob | Controller::ScaledJob
+        )
     }
 }
 
@@ -86,7 +89,9 @@ impl<'a> Workload<'a> {
     }
 
     pub fn annotation(&self, key: &str) -> Option<&'a str> {
-        self.template_annotations.and_then(|a| a.get(key)).map(String::as_str)
+        self.template_annotations
+            .and_then(|a| a.get(key))
+            .map(String::as_str)
     }
 
     /// The restart policy the pods actually get, and whether a controller filled it in.
@@ -105,7 +110,9 @@ impl<'a> Workload<'a> {
             Resource::Deployment(d) => Some(d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)),
             Resource::StatefulSet(s) => Some(s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)),
             Resource::ReplicaSet(r) => Some(r.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)),
-            Resource::Job(_) | Resource::CronJob(_) => Some(self.job.and_then(|j| j.parallelism).unwrap_or(1)),
+            Resource::Job(_) | Resource::CronJob(_) => {
+                Some(self.job.and_then(|j| j.parallelism).unwrap_or(1))
+            }
             Resource::Pod(_) => Some(1),
             _ => None,
         }
@@ -113,7 +120,10 @@ impl<'a> Workload<'a> {
 
     /// `Job default/agent-batch-run`, for messages.
     pub fn describe(&self) -> String {
-        format!("{} {}/{}", self.object.kind, self.namespace, self.object.name)
+        format!(
+            "{} {}/{}",
+            self.object.kind, self.namespace, self.object.name
+        )
     }
 }
 
@@ -130,7 +140,10 @@ fn from_template<'a>(
         controller,
         template_path,
         template_labels: template.metadata.as_ref().and_then(|m| m.labels.as_ref()),
-        template_annotations: template.metadata.as_ref().and_then(|m| m.annotations.as_ref()),
+        template_annotations: template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.annotations.as_ref()),
         spec: template.spec.as_ref()?,
         job,
         namespace,
@@ -148,9 +161,17 @@ impl Fleet {
         };
         for (index, object) in fleet.objects.iter().enumerate() {
             if let Some(namespace) = fleet.namespace_of(object) {
-                fleet.by_namespace.entry(namespace.to_owned()).or_default().push(index);
+                fleet
+                    .by_namespace
+                    .entry(namespace.to_owned())
+                    .or_default()
+                    .push(index);
             }
-            fleet.by_name.entry(object.name.clone()).or_default().push(index);
+            fleet
+                .by_name
+                .entry(object.name.clone())
+                .or_default()
+                .push(index);
             let has_template = matches!(
                 object.resource,
                 Resource::Job(_)
@@ -171,17 +192,26 @@ impl Fleet {
 
     /// Objects in one namespace (namespaced kinds only).
     pub fn in_namespace<'a>(&'a self, namespace: &str) -> impl Iterator<Item = &'a Object> {
-        self.by_namespace.get(namespace).into_iter().flatten().map(|&i| &self.objects[i])
+        self.by_namespace
+            .get(namespace)
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.objects[i])
     }
 
     /// Objects with this name, of any kind and namespace.
     pub fn named<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a Object> {
-        self.by_name.get(name).into_iter().flatten().map(|&i| &self.objects[i])
+        self.by_name
+            .get(name)
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.objects[i])
     }
 
     /// Whether an object of a kind exists under `namespace/name`.
     pub fn contains(&self, kind: fn(&Resource) -> bool, namespace: &str, name: &str) -> bool {
-        self.named(name).any(|o| kind(&o.resource) && self.namespace_of(o) == Some(namespace))
+        self.named(name)
+            .any(|o| kind(&o.resource) && self.namespace_of(o) == Some(namespace))
     }
 
     /// Pod templates in one namespace.
@@ -191,44 +221,84 @@ impl Fleet {
 
     /// The namespace an object lives in once applied; `None` for cluster-scoped objects.
     pub fn namespace_of<'a>(&'a self, object: &'a Object) -> Option<&'a str> {
-        object.namespaced.then(|| object.namespace.as_deref().unwrap_or(&self.default_namespace))
+        object.namespaced.then(|| {
+            object
+                .namespace
+                .as_deref()
+                .unwrap_or(&self.default_namespace)
+        })
     }
 
     /// Every pod template in the input.
     pub fn workloads(&self) -> impl Iterator<Item = Workload<'_>> {
-        self.with_pod_template.iter().map(|&i| &self.objects[i]).filter_map(move |object| {
-            let namespace = self.namespace_of(object)?;
-            let from_template = |controller, template_path, template, job| from_template(object, namespace, controller, template_path, template, job);
-            match &object.resource {
-                Resource::Job(job) => {
-                    let spec = job.spec.as_ref()?;
-                    from_template(Controller::Job, "spec.template", &spec.template, Some(spec))
+        self.with_pod_template
+            .iter()
+            .map(|&i| &self.objects[i])
+            .filter_map(move |object| {
+                let namespace = self.namespace_of(object)?;
+                let from_template = |controller, template_path, template, job| {
+                    from_template(object, namespace, controller, template_path, template, job)
+                };
+                match &object.resource {
+                    Resource::Job(job) => {
+                        let spec = job.spec.as_ref()?;
+                        from_template(Controller::Job, "spec.template", &spec.template, Some(spec))
+                    }
+                    Resource::CronJob(cron) => {
+                        let spec = cron.spec.as_ref()?.job_template.spec.as_ref()?;
+                        from_template(
+                            Controller::CronJob,
+                            "spec.jobTemplate.spec.template",
+                            &spec.template,
+                            Some(spec),
+                        )
+                    }
+                    Resource::ScaledJob(sj) => {
+                        let spec = &sj.spec.job_target_ref;
+                        from_template(
+                            Controller::ScaledJob,
+                            "spec.jobTargetRef.template",
+                            &spec.template,
+                            Some(spec),
+                        )
+                    }
+                    Resource::Deployment(d) => from_template(
+                        Controller::Deployment,
+                        "spec.template",
+                        &d.spec.as_ref()?.template,
+                        None,
+                    ),
+                    Resource::StatefulSet(s) => from_template(
+                        Controller::StatefulSet,
+                        "spec.template",
+                        &s.spec.as_ref()?.template,
+                        None,
+                    ),
+                    Resource::DaemonSet(d) => from_template(
+                        Controller::DaemonSet,
+                        "spec.template",
+                        &d.spec.as_ref()?.template,
+                        None,
+                    ),
+                    Resource::ReplicaSet(r) => from_template(
+                        Controller::ReplicaSet,
+                        "spec.template",
+                        r.spec.as_ref()?.template.as_ref()?,
+                        None,
+                    ),
+                    Resource::Pod(pod) => Some(Workload {
+                        object,
+                        controller: Controller::Pod,
+                        template_path: "",
+                        template_labels: pod.metadata.labels.as_ref(),
+                        template_annotations: pod.metadata.annotations.as_ref(),
+                        spec: pod.spec.as_ref()?,
+                        job: None,
+                        namespace,
+                    }),
+                    _ => None,
                 }
-                Resource::CronJob(cron) => {
-                    let spec = cron.spec.as_ref()?.job_template.spec.as_ref()?;
-                    from_template(Controller::CronJob, "spec.jobTemplate.spec.template", &spec.template, Some(spec))
-                }
-                Resource::ScaledJob(sj) => {
-                    let spec = &sj.spec.job_target_ref;
-                    from_template(Controller::ScaledJob, "spec.jobTargetRef.template", &spec.template, Some(spec))
-                }
-                Resource::Deployment(d) => from_template(Controller::Deployment, "spec.template", &d.spec.as_ref()?.template, None),
-                Resource::StatefulSet(s) => from_template(Controller::StatefulSet, "spec.template", &s.spec.as_ref()?.template, None),
-                Resource::DaemonSet(d) => from_template(Controller::DaemonSet, "spec.template", &d.spec.as_ref()?.template, None),
-                Resource::ReplicaSet(r) => from_template(Controller::ReplicaSet, "spec.template", r.spec.as_ref()?.template.as_ref()?, None),
-                Resource::Pod(pod) => Some(Workload {
-                    object,
-                    controller: Controller::Pod,
-                    template_path: "",
-                    template_labels: pod.metadata.labels.as_ref(),
-                    template_annotations: pod.metadata.annotations.as_ref(),
-                    spec: pod.spec.as_ref()?,
-                    job: None,
-                    namespace,
-                }),
-                _ => None,
-            }
-        })
+            })
     }
 
     /// Labels of a namespace as the cluster will have them: the automatic
@@ -245,7 +315,7 @@ impl Fleet {
     }
 
     /// Objects of one kind, for rules that look things up.
-    pub fn objects_of<'a>(&'a self, pick: fn(&Resource) -> bool) -> impl Iterator<Item = &'a Object> {
+    pub fn objects_of(&self, pick: fn(&Resource) -> bool) -> impl Iterator<Item = &Object> {
         self.objects.iter().filter(move |o| pick(&o.resource))
     }
 }

@@ -154,7 +154,11 @@ impl TriggerAuthenticationSpec {
             .iter()
             .map(|r| r.parameter.as_str())
             .chain(self.env.iter().map(|r| r.parameter.as_str()))
-            .chain(self.config_map_target_ref.iter().map(|r| r.parameter.as_str()))
+            .chain(
+                self.config_map_target_ref
+                    .iter()
+                    .map(|r| r.parameter.as_str()),
+            )
     }
 
     /// Providers whose parameters cannot be listed statically (Vault, cloud secret stores).
@@ -228,15 +232,30 @@ macro_rules! keda_resource {
     };
 }
 
-keda_resource!(ScaledJob, "ScaledJob", "scaledjobs", k8s_openapi::NamespaceResourceScope);
-keda_resource!(TriggerAuthentication, "TriggerAuthentication", "triggerauthentications", k8s_openapi::NamespaceResourceScope);
+keda_resource!(
+    ScaledJob,
+    "ScaledJob",
+    "scaledjobs",
+    k8s_openapi::NamespaceResourceScope
+);
+keda_resource!(
+    TriggerAuthentication,
+    "TriggerAuthentication",
+    "triggerauthentications",
+    k8s_openapi::NamespaceResourceScope
+);
 
 /// `ClusterTriggerAuthentication`: the same shape as [`TriggerAuthentication`], cluster-scoped.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ClusterTriggerAuthentication(pub TriggerAuthentication);
 
-keda_resource!(ClusterTriggerAuthentication, "ClusterTriggerAuthentication", "clustertriggerauthentications", k8s_openapi::ClusterResourceScope);
+keda_resource!(
+    ClusterTriggerAuthentication,
+    "ClusterTriggerAuthentication",
+    "clustertriggerauthentications",
+    k8s_openapi::ClusterResourceScope
+);
 
 #[cfg(test)]
 mod tests {
@@ -255,8 +274,17 @@ mod tests {
         .remove(0);
         let (sj, unknown) = decode::<ScaledJob>(&node).unwrap();
         assert_eq!(sj.spec.triggers[0].metadata["queueName"], "q");
-        let keys: Vec<_> = unknown.iter().map(|u| (u.key.as_str(), u.suggestion)).collect();
-        assert_eq!(keys, [("maxReplicaCont", Some("maxReplicaCount")), ("knd", Some("kind"))]);
+        let keys: Vec<_> = unknown
+            .iter()
+            .map(|u| (u.key.as_str(), u.suggestion))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("maxReplicaCont", Some("maxReplicaCount")),
+                ("knd", Some("kind"))
+            ]
+        );
     }
 
     #[test]
@@ -268,6 +296,10 @@ mod tests {
         .remove(0);
         let invalid = decode::<ScaledJob>(&node).unwrap_err().invalid.unwrap();
         assert_eq!(invalid.path.to_string(), "spec.triggers[0].metadata.value");
-        assert!(invalid.message.contains("expected a string"), "{}", invalid.message);
+        assert!(
+            invalid.message.contains("expected a string"),
+            "{}",
+            invalid.message
+        );
     }
 }

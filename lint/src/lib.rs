@@ -25,7 +25,7 @@ pub mod yaml;
 pub use finding::{Finding, Location, ObjectRef, Severity};
 pub use fleet::Fleet;
 pub use netpol::{Cell, Endpoint, Matrix};
-pub use rules::{Rule, RULES};
+pub use rules::{RULES, Rule};
 
 /// The outcome of linting a set of sources.
 #[derive(Debug, Clone, Default)]
@@ -47,7 +47,9 @@ impl LintReport {
 
     /// Findings that count: not suppressed, at or above `threshold`.
     pub fn failing(&self, threshold: Severity) -> impl Iterator<Item = &Finding> {
-        self.findings.iter().filter(move |f| !f.suppressed && f.severity() >= threshold)
+        self.findings
+            .iter()
+            .filter(move |f| !f.suppressed && f.severity() >= threshold)
     }
 }
 
@@ -60,12 +62,19 @@ pub fn lint(sources: &[source::Source], default_namespace: &str) -> LintReport {
     LintReport {
         findings,
         files: sources.len(),
-        objects: fleet.objects.iter().map(|o| (o.file.to_string(), o.object_ref())).collect(),
+        objects: fleet
+            .objects
+            .iter()
+            .map(|o| (o.file.to_string(), o.object_ref()))
+            .collect(),
     }
 }
 
 /// Parses `sources` into a [`Fleet`], returning the input problems beside it.
 pub fn load_fleet(sources: &[source::Source], default_namespace: &str) -> (Fleet, Vec<Finding>) {
     let parsed = model::parse_sources(sources);
-    (Fleet::new(parsed.objects, default_namespace), parsed.problems)
+    (
+        Fleet::new(parsed.objects, default_namespace),
+        parsed.problems,
+    )
 }

@@ -76,7 +76,11 @@ pub struct Object {
 
 impl Object {
     pub fn object_ref(&self) -> ObjectRef {
-        ObjectRef { kind: self.kind.clone(), namespace: self.namespace.clone(), name: self.name.clone() }
+        ObjectRef {
+            kind: self.kind.clone(),
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+        }
     }
 
     /// Position of `path` (relative to the object) in its file; the nearest existing ancestor
@@ -94,7 +98,9 @@ impl Object {
     /// The API group (`""` for core), used to tell `apps/v1 Deployment` from a custom
     /// resource of the same kind.
     pub fn group(&self) -> &str {
-        self.api_version.rsplit_once('/').map_or("", |(group, _)| group)
+        self.api_version
+            .rsplit_once('/')
+            .map_or("", |(group, _)| group)
     }
 }
 
@@ -144,13 +150,27 @@ pub fn parse_sources(sources: &[Source]) -> Parsed {
     parsed
 }
 
-fn input_problem(rule: &'static catalog::Rule, message: String, file: &str, pos: Pos, object: Option<ObjectRef>) -> Finding {
-    Finding { rule, message, location: Location::new(file, pos), object, suppressed: false }
+fn input_problem(
+    rule: &'static catalog::Rule,
+    message: String,
+    file: &str,
+    pos: Pos,
+    object: Option<ObjectRef>,
+) -> Finding {
+    Finding {
+        rule,
+        message,
+        location: Location::new(file, pos),
+        object,
+        suppressed: false,
+    }
 }
 
 /// Parses one document (or one item of a `List`) found at `base` inside `root`.
 fn parse_document(file: &Arc<str>, root: Node, base: Path, parsed: &mut Parsed) {
-    let Some(node) = root.node_at(&base) else { return };
+    let Some(node) = root.node_at(&base) else {
+        return;
+    };
     let at = |path: &str| {
         let mut full = base.clone();
         full.0.extend(Path::parse(path).0);
@@ -169,20 +189,44 @@ fn parse_document(file: &Arc<str>, root: Node, base: Path, parsed: &mut Parsed) 
     let text_of = |key: &str| node.get(key).and_then(Node::as_str).map(str::to_owned);
     let raw_ref = ObjectRef {
         kind: text_of("kind").unwrap_or_else(|| "(no kind)".into()),
-        namespace: node.get("metadata").and_then(|m| m.get("namespace")).and_then(Node::as_str).map(str::to_owned),
-        name: node.get("metadata").and_then(|m| m.get("name")).and_then(Node::as_str).unwrap_or("(no name)").to_owned(),
+        namespace: node
+            .get("metadata")
+            .and_then(|m| m.get("namespace"))
+            .and_then(Node::as_str)
+            .map(str::to_owned),
+        name: node
+            .get("metadata")
+            .and_then(|m| m.get("name"))
+            .and_then(Node::as_str)
+            .unwrap_or("(no name)")
+            .to_owned(),
     };
     let (api_version, kind) = match (node.get("apiVersion"), node.get("kind")) {
         (Some(a), Some(k)) => match (a.as_str(), k.as_str()) {
             (Some(a), Some(k)) if !a.is_empty() && !k.is_empty() => (a.to_owned(), k.to_owned()),
             (Some(a), _) if !a.is_empty() => {
                 let msg = format!("kind must be a non-empty string, found {}", k.type_name());
-                parsed.problems.push(input_problem(&catalog::INVALID_VALUE, msg, file, at("kind"), Some(raw_ref)));
+                parsed.problems.push(input_problem(
+                    &catalog::INVALID_VALUE,
+                    msg,
+                    file,
+                    at("kind"),
+                    Some(raw_ref),
+                ));
                 return;
             }
             _ => {
-                let msg = format!("apiVersion must be a non-empty string such as \"batch/v1\", found {}", a.type_name());
-                parsed.problems.push(input_problem(&catalog::INVALID_VALUE, msg, file, at("apiVersion"), Some(raw_ref)));
+                let msg = format!(
+                    "apiVersion must be a non-empty string such as \"batch/v1\", found {}",
+                    a.type_name()
+                );
+                parsed.problems.push(input_problem(
+                    &catalog::INVALID_VALUE,
+                    msg,
+                    file,
+                    at("apiVersion"),
+                    Some(raw_ref),
+                ));
                 return;
             }
         },
@@ -193,12 +237,24 @@ fn parse_document(file: &Arc<str>, root: Node, base: Path, parsed: &mut Parsed) 
                 .map(|d| format!("; {} is served as apiVersion: {}", d.kind, d.api_version))
                 .unwrap_or_default();
             let msg = format!("missing apiVersion: every object needs apiVersion and kind{hint}");
-            parsed.problems.push(input_problem(&catalog::UNKNOWN_KIND, msg, file, node.pos, Some(raw_ref)));
+            parsed.problems.push(input_problem(
+                &catalog::UNKNOWN_KIND,
+                msg,
+                file,
+                node.pos,
+                Some(raw_ref),
+            ));
             return;
         }
         (Some(_), None) => {
             let msg = "missing kind: every object needs apiVersion and kind".to_owned();
-            parsed.problems.push(input_problem(&catalog::UNKNOWN_KIND, msg, file, node.pos, Some(raw_ref)));
+            parsed.problems.push(input_problem(
+                &catalog::UNKNOWN_KIND,
+                msg,
+                file,
+                node.pos,
+                Some(raw_ref),
+            ));
             return;
         }
     };
@@ -222,17 +278,25 @@ fn parse_document(file: &Arc<str>, root: Node, base: Path, parsed: &mut Parsed) 
         return;
     }
 
-    let decoded = match KINDS.iter().find(|d| d.api_version == api_version && d.kind == kind) {
+    let decoded = match KINDS
+        .iter()
+        .find(|d| d.api_version == api_version && d.kind == kind)
+    {
         Some(descriptor) => (descriptor.decode)(node),
         None => {
             let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
-            let keda_unmodelled = group == "keda.sh" && KEDA_UNMODELLED_KINDS.contains(&kind.as_str());
+            let keda_unmodelled =
+                group == "keda.sh" && KEDA_UNMODELLED_KINDS.contains(&kind.as_str());
             if KNOWN_GROUPS.contains(&group) && !keda_unmodelled {
                 parsed.problems.push(input_problem(
                     &catalog::UNKNOWN_KIND,
                     unknown_kind_message(&api_version, &kind),
                     file,
-                    at(if KINDS.iter().any(|d| d.kind == kind) { "apiVersion" } else { "kind" }),
+                    at(if KINDS.iter().any(|d| d.kind == kind) {
+                        "apiVersion"
+                    } else {
+                        "kind"
+                    }),
                     Some(raw_ref),
                 ));
                 return;
@@ -249,7 +313,18 @@ fn parse_document(file: &Arc<str>, root: Node, base: Path, parsed: &mut Parsed) 
         }
     };
     if !unknown.is_empty() {
-        report_schema_problems(&SchemaProblems { unknown, invalid: None }, &kind, &raw_ref, file, &root, &base, parsed);
+        report_schema_problems(
+            &SchemaProblems {
+                unknown,
+                invalid: None,
+            },
+            &kind,
+            &raw_ref,
+            file,
+            &root,
+            &base,
+            parsed,
+        );
         return;
     }
     let Some(name) = metadata.name.clone().filter(|n| !n.is_empty()) else {
@@ -263,7 +338,13 @@ fn parse_document(file: &Arc<str>, root: Node, base: Path, parsed: &mut Parsed) 
         return;
     };
     if let Some((path, message)) = missing_required(&resource) {
-        parsed.problems.push(input_problem(&catalog::INVALID_VALUE, format!("{path}: {message}"), file, at(&path.to_string()), Some(raw_ref)));
+        parsed.problems.push(input_problem(
+            &catalog::INVALID_VALUE,
+            format!("{path}: {message}"),
+            file,
+            at(&path.to_string()),
+            Some(raw_ref),
+        ));
         return;
     }
     parsed.objects.push(Object {
@@ -273,7 +354,11 @@ fn parse_document(file: &Arc<str>, root: Node, base: Path, parsed: &mut Parsed) 
         api_version,
         kind,
         name,
-        namespace: if namespaced { metadata.namespace.clone() } else { None },
+        namespace: if namespaced {
+            metadata.namespace.clone()
+        } else {
+            None
+        },
         namespaced,
         labels: metadata.labels.clone().unwrap_or_default(),
         annotations: metadata.annotations.clone().unwrap_or_default(),
@@ -286,41 +371,88 @@ fn parse_document(file: &Arc<str>, root: Node, base: Path, parsed: &mut Parsed) 
 fn missing_required(resource: &Resource) -> Option<(Path, String)> {
     fn pod(spec: Option<&core::PodSpec>, base: &str) -> Option<(Path, String)> {
         let base = Path::parse(base);
-        let Some(spec) = spec else { return Some((base, "the pod template needs a spec".into())) };
+        let Some(spec) = spec else {
+            return Some((base, "the pod template needs a spec".into()));
+        };
         if spec.containers.is_empty() {
-            return Some((base.key("containers"), "at least one container is required".into()));
+            return Some((
+                base.key("containers"),
+                "at least one container is required".into(),
+            ));
         }
-        for (i, c) in spec.containers.iter().chain(spec.init_containers.iter().flatten()).enumerate() {
-            let field = if i < spec.containers.len() { format!("containers[{i}]") } else { format!("initContainers[{}]", i - spec.containers.len()) };
+        for (i, c) in spec
+            .containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten())
+            .enumerate()
+        {
+            let field = if i < spec.containers.len() {
+                format!("containers[{i}]")
+            } else {
+                format!("initContainers[{}]", i - spec.containers.len())
+            };
             if c.name.is_empty() {
-                return Some((base.join(&field).key("name"), "every container needs a name".into()));
+                return Some((
+                    base.join(&field).key("name"),
+                    "every container needs a name".into(),
+                ));
             }
             if c.image.as_deref().is_none_or(str::is_empty) {
-                return Some((base.join(&field).key("image"), format!("container {} needs an image", c.name)));
+                return Some((
+                    base.join(&field).key("image"),
+                    format!("container {} needs an image", c.name),
+                ));
             }
         }
         None
     }
     let need_spec = || Some((Path::parse("spec"), "spec is required".to_owned()));
     match resource {
-        Resource::Job(job) => job.spec.as_ref().map_or_else(need_spec, |s| pod(s.template.spec.as_ref(), "spec.template.spec")),
+        Resource::Job(job) => job.spec.as_ref().map_or_else(need_spec, |s| {
+            pod(s.template.spec.as_ref(), "spec.template.spec")
+        }),
         Resource::CronJob(cron) => match cron.spec.as_ref() {
             None => need_spec(),
             Some(s) => match s.job_template.spec.as_ref() {
-                None => Some((Path::parse("spec.jobTemplate.spec"), "the job template needs a spec".into())),
-                Some(job) => pod(job.template.spec.as_ref(), "spec.jobTemplate.spec.template.spec"),
+                None => Some((
+                    Path::parse("spec.jobTemplate.spec"),
+                    "the job template needs a spec".into(),
+                )),
+                Some(job) => pod(
+                    job.template.spec.as_ref(),
+                    "spec.jobTemplate.spec.template.spec",
+                ),
             },
         },
-        Resource::ScaledJob(sj) => pod(sj.spec.job_target_ref.template.spec.as_ref(), "spec.jobTargetRef.template.spec").or_else(|| {
-            sj.spec.triggers.is_empty().then(|| (Path::parse("spec.triggers"), "a ScaledJob needs at least one trigger".into()))
+        Resource::ScaledJob(sj) => pod(
+            sj.spec.job_target_ref.template.spec.as_ref(),
+            "spec.jobTargetRef.template.spec",
+        )
+        .or_else(|| {
+            sj.spec.triggers.is_empty().then(|| {
+                (
+                    Path::parse("spec.triggers"),
+                    "a ScaledJob needs at least one trigger".into(),
+                )
+            })
         }),
-        Resource::Deployment(d) => d.spec.as_ref().map_or_else(need_spec, |s| pod(s.template.spec.as_ref(), "spec.template.spec")),
-        Resource::StatefulSet(d) => d.spec.as_ref().map_or_else(need_spec, |s| pod(s.template.spec.as_ref(), "spec.template.spec")),
-        Resource::DaemonSet(d) => d.spec.as_ref().map_or_else(need_spec, |s| pod(s.template.spec.as_ref(), "spec.template.spec")),
+        Resource::Deployment(d) => d.spec.as_ref().map_or_else(need_spec, |s| {
+            pod(s.template.spec.as_ref(), "spec.template.spec")
+        }),
+        Resource::StatefulSet(d) => d.spec.as_ref().map_or_else(need_spec, |s| {
+            pod(s.template.spec.as_ref(), "spec.template.spec")
+        }),
+        Resource::DaemonSet(d) => d.spec.as_ref().map_or_else(need_spec, |s| {
+            pod(s.template.spec.as_ref(), "spec.template.spec")
+        }),
         Resource::Pod(p) => pod(p.spec.as_ref(), "spec"),
         Resource::PodDisruptionBudget(pdb) => pdb.spec.as_ref().and_then(|s| {
-            (s.min_available.is_some() && s.max_unavailable.is_some())
-                .then(|| (Path::parse("spec.maxUnavailable"), "minAvailable and maxUnavailable are mutually exclusive; set one".into()))
+            (s.min_available.is_some() && s.max_unavailable.is_some()).then(|| {
+                (
+                    Path::parse("spec.maxUnavailable"),
+                    "minAvailable and maxUnavailable are mutually exclusive; set one".into(),
+                )
+            })
         }),
         _ => None,
     }
@@ -341,10 +473,16 @@ fn report_schema_problems(
         } else {
             "the top level".to_owned()
         };
-        let suggestion = unknown.suggestion.map(|s| format!("; did you mean `{s}`?")).unwrap_or_default();
+        let suggestion = unknown
+            .suggestion
+            .map(|s| format!("; did you mean `{s}`?"))
+            .unwrap_or_default();
         parsed.problems.push(input_problem(
             &catalog::UNKNOWN_FIELD,
-            format!("unknown field `{}` in {parent} of {kind}{suggestion}", unknown.key),
+            format!(
+                "unknown field `{}` in {parent} of {kind}{suggestion}",
+                unknown.key
+            ),
             file,
             unknown.pos,
             Some(object.clone()),
@@ -356,8 +494,15 @@ fn report_schema_problems(
         } else {
             invalid.path.clone()
         };
-        let hint = root.node_at(&invalid.path).map(|n| type_hint(&invalid.message, n)).unwrap_or_default();
-        let field = if relative.0.is_empty() { kind.to_owned() } else { relative.to_string() };
+        let hint = root
+            .node_at(&invalid.path)
+            .map(|n| type_hint(&invalid.message, n))
+            .unwrap_or_default();
+        let field = if relative.0.is_empty() {
+            kind.to_owned()
+        } else {
+            relative.to_string()
+        };
         parsed.problems.push(input_problem(
             &catalog::INVALID_VALUE,
             format!("{field}: {}{hint}", invalid.message),
@@ -371,27 +516,52 @@ fn report_schema_problems(
 /// A fix for the most common type mistakes: numbers quoted as strings, and numbers or
 /// booleans where Kubernetes wants a string (labels, annotations, env values).
 fn type_hint(message: &str, node: &Node) -> String {
-    let wants_string = message.contains("expected a string") || message.contains("expected a borrowed string");
-    let wants_number = ["expected i32", "expected i64", "expected u32", "expected u16", "expected f64"].iter().any(|e| message.contains(e));
+    let wants_string =
+        message.contains("expected a string") || message.contains("expected a borrowed string");
+    let wants_number = [
+        "expected i32",
+        "expected i64",
+        "expected u32",
+        "expected u16",
+        "expected f64",
+    ]
+    .iter()
+    .any(|e| message.contains(e));
     match &node.value {
         Value::Int(_) | Value::UInt(_) | Value::Float(_) | Value::Bool(_) if wants_string => {
             " (quote the value: YAML reads it as a number or boolean)".to_owned()
         }
-        Value::Str(s) if wants_number && s.trim().parse::<f64>().is_ok() => " (write the number without quotes)".to_owned(),
+        Value::Str(s) if wants_number && s.trim().parse::<f64>().is_ok() => {
+            " (write the number without quotes)".to_owned()
+        }
         _ => String::new(),
     }
 }
 
 fn unknown_kind_message(api_version: &str, kind: &str) -> String {
     if let Some(served) = KINDS.iter().find(|d| d.kind == kind) {
-        return format!("{kind} is not served as {api_version}; use apiVersion: {}", served.api_version);
+        return format!(
+            "{kind} is not served as {api_version}; use apiVersion: {}",
+            served.api_version
+        );
     }
-    let in_group: Vec<&str> = KINDS.iter().filter(|d| d.api_version == api_version).map(|d| d.kind).collect();
-    let suggestion = decode::closest(kind, &in_group).map(|k| format!("; did you mean `{k}`?")).unwrap_or_default();
+    let in_group: Vec<&str> = KINDS
+        .iter()
+        .filter(|d| d.api_version == api_version)
+        .map(|d| d.kind)
+        .collect();
+    let suggestion = decode::closest(kind, &in_group)
+        .map(|k| format!("; did you mean `{k}`?"))
+        .unwrap_or_default();
     if in_group.is_empty() {
-        format!("unknown kind `{kind}` in {api_version} (this API version is not served by Kubernetes 1.34)")
+        format!(
+            "unknown kind `{kind}` in {api_version} (this API version is not served by Kubernetes 1.34)"
+        )
     } else {
-        format!("unknown kind `{kind}` in {api_version}{suggestion} (known: {})", in_group.join(", "))
+        format!(
+            "unknown kind `{kind}` in {api_version}{suggestion} (known: {})",
+            in_group.join(", ")
+        )
     }
 }
 
@@ -424,7 +594,12 @@ where
 {
     let (value, unknown) = decode::decode::<T>(node)?;
     let metadata = meta(&value).clone();
-    Ok((wrap(value), metadata, <T::Scope as Scope>::NAMESPACED, unknown))
+    Ok((
+        wrap(value),
+        metadata,
+        <T::Scope as Scope>::NAMESPACED,
+        unknown,
+    ))
 }
 
 /// Decodes a kind only to validate it.
@@ -434,7 +609,12 @@ where
     T::Scope: Scope,
 {
     let (value, unknown) = decode::decode::<T>(node)?;
-    Ok((Resource::Other, value.metadata().clone(), <T::Scope as Scope>::NAMESPACED, unknown))
+    Ok((
+        Resource::Other,
+        value.metadata().clone(),
+        <T::Scope as Scope>::NAMESPACED,
+        unknown,
+    ))
 }
 
 /// Custom resources of unknown groups: metadata only. They are assumed namespaced unless they
@@ -547,14 +727,21 @@ const KNOWN_GROUPS: &[&str] = &[
 ];
 
 /// KEDA kinds that exist but that a fleet of Jobs does not use: read as unchecked objects.
-const KEDA_UNMODELLED_KINDS: &[&str] = &["ScaledObject", "CloudEventSource", "ClusterCloudEventSource"];
+const KEDA_UNMODELLED_KINDS: &[&str] = &[
+    "ScaledObject",
+    "CloudEventSource",
+    "ClusterCloudEventSource",
+];
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn parse(text: &str) -> Parsed {
-        parse_sources(&[Source { name: "in.yaml".into(), text: SourceText::Text(text.into()) }])
+        parse_sources(&[Source {
+            name: "in.yaml".into(),
+            text: SourceText::Text(text.into()),
+        }])
     }
 
     #[test]
@@ -566,9 +753,24 @@ mod tests {
             "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: agents, namespace: ignored}\n",
         ));
         assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
-        let kinds: Vec<_> = parsed.objects.iter().map(|o| (o.kind.as_str(), o.namespace.as_deref())).collect();
-        assert_eq!(kinds, [("PodDisruptionBudget", Some("agents")), ("ConfigMap", None), ("ServiceMonitor", None), ("Namespace", None)]);
-        assert!(matches!(parsed.objects[0].resource, Resource::PodDisruptionBudget(_)));
+        let kinds: Vec<_> = parsed
+            .objects
+            .iter()
+            .map(|o| (o.kind.as_str(), o.namespace.as_deref()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("PodDisruptionBudget", Some("agents")),
+                ("ConfigMap", None),
+                ("ServiceMonitor", None),
+                ("Namespace", None)
+            ]
+        );
+        assert!(matches!(
+            parsed.objects[0].resource,
+            Resource::PodDisruptionBudget(_)
+        ));
         assert!(matches!(parsed.objects[1].resource, Resource::Other));
         assert!(matches!(parsed.objects[2].resource, Resource::Unchecked));
         assert!(!parsed.objects[3].namespaced);
@@ -576,23 +778,46 @@ mod tests {
 
     #[test]
     fn unknown_kinds_and_versions_of_known_groups_are_errors_with_hints() {
-        let parsed = parse("apiVersion: batch/v1\nkind: Jb\nmetadata: {name: a}\n---\napiVersion: policy/v1beta1\nkind: PodDisruptionBudget\nmetadata: {name: p}\n---\nkind: Job\nmetadata: {name: j}\n");
-        let msgs: Vec<_> = parsed.problems.iter().map(|p| (p.rule.id, p.location.line, p.message.as_str())).collect();
+        let parsed = parse(
+            "apiVersion: batch/v1\nkind: Jb\nmetadata: {name: a}\n---\napiVersion: policy/v1beta1\nkind: PodDisruptionBudget\nmetadata: {name: p}\n---\nkind: Job\nmetadata: {name: j}\n",
+        );
+        let msgs: Vec<_> = parsed
+            .problems
+            .iter()
+            .map(|p| (p.rule.id, p.location.line, p.message.as_str()))
+            .collect();
         assert_eq!(msgs[0].0, "AF004");
         assert!(msgs[0].2.contains("did you mean `Job`"), "{}", msgs[0].2);
         assert_eq!(msgs[0].1, 2);
-        assert!(msgs[1].2.contains("use apiVersion: policy/v1"), "{}", msgs[1].2);
-        assert!(msgs[2].2.contains("missing apiVersion") && msgs[2].2.contains("batch/v1"), "{}", msgs[2].2);
+        assert!(
+            msgs[1].2.contains("use apiVersion: policy/v1"),
+            "{}",
+            msgs[1].2
+        );
+        assert!(
+            msgs[2].2.contains("missing apiVersion") && msgs[2].2.contains("batch/v1"),
+            "{}",
+            msgs[2].2
+        );
     }
 
     #[test]
     fn list_items_are_objects_with_their_own_positions() {
-        let parsed = parse("apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: Secret\n    metadata: {name: s}\n  - apiVersion: v1\n    kind: Secret\n    metadata: {name: t}\n    strinData: {}\n");
+        let parsed = parse(
+            "apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: Secret\n    metadata: {name: s}\n  - apiVersion: v1\n    kind: Secret\n    metadata: {name: t}\n    strinData: {}\n",
+        );
         assert_eq!(parsed.objects.len(), 1);
         assert_eq!(parsed.objects[0].name, "s");
         assert_eq!(parsed.problems.len(), 1);
         let p = &parsed.problems[0];
-        assert_eq!((p.rule.id, p.location.line, p.location.column), ("AF002", 10, 5));
-        assert!(p.message.contains("did you mean `stringData`"), "{}", p.message);
+        assert_eq!(
+            (p.rule.id, p.location.line, p.location.column),
+            ("AF002", 10, 5)
+        );
+        assert!(
+            p.message.contains("did you mean `stringData`"),
+            "{}",
+            p.message
+        );
     }
 }

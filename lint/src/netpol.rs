@@ -19,7 +19,9 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec};
+use k8s_openapi::api::networking::v1::{
+    NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
+};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Serialize;
 
@@ -39,11 +41,19 @@ pub struct Port {
 
 impl Port {
     pub fn tcp(number: u16) -> Port {
-        Port { number, name: None, protocol: "TCP".into() }
+        Port {
+            number,
+            name: None,
+            protocol: "TCP".into(),
+        }
     }
 
     pub fn udp(number: u16) -> Port {
-        Port { number, name: None, protocol: "UDP".into() }
+        Port {
+            number,
+            name: None,
+            protocol: "UDP".into(),
+        }
     }
 }
 
@@ -155,11 +165,18 @@ enum Direction {
     Egress,
 }
 
+/// One rule's peers (`to`/`from`) and ports.
+type RuleParts<'r> = (
+    &'r Option<Vec<NetworkPolicyPeer>>,
+    &'r Option<Vec<NetworkPolicyPort>>,
+);
+
 /// The policies of an input, ready to decide connections.
 #[derive(Debug)]
 pub struct Network<'a> {
     fleet: &'a Fleet,
-    policies: Vec<(PolicyRef, &'a NetworkPolicySpec)>,
+    /// Policies by namespace: a policy only ever selects pods of its own namespace.
+    policies: std::collections::HashMap<String, Vec<(PolicyRef, &'a NetworkPolicySpec)>>,
     /// Labels per namespace, computed once: peer matching asks for them constantly.
     namespace_labels: std::cell::RefCell<std::collections::HashMap<String, Labels>>,
 }
@@ -174,7 +191,9 @@ pub const OTHER_NAMESPACE: &str = "agentfleet-other";
 
 impl<'a> Network<'a> {
     pub fn new(fleet: &'a Fleet) -> Network<'a> {
-        let policies = fleet
+        let mut policies: std::collections::HashMap<String, Vec<_>> =
+            std::collections::HashMap::new();
+        let all: Vec<(PolicyRef, &NetworkPolicySpec)> = fleet
             .objects
             .iter()
             .filter_map(|object| match &object.resource {
@@ -183,17 +202,37 @@ impl<'a> Network<'a> {
             })
             .filter_map(|(object, np): (&Object, &NetworkPolicy)| {
                 let namespace = fleet.namespace_of(object)?.to_owned();
-                Some((PolicyRef { namespace, name: object.name.clone() }, np.spec.as_ref()?))
+                Some((
+                    PolicyRef {
+                        namespace,
+                        name: object.name.clone(),
+                    },
+                    np.spec.as_ref()?,
+                ))
             })
             .collect();
-        Network { fleet, policies, namespace_labels: Default::default() }
+        for (policy, spec) in all {
+            policies
+                .entry(policy.namespace.clone())
+                .or_default()
+                .push((policy, spec));
+        }
+        Network {
+            fleet,
+            policies,
+            namespace_labels: Default::default(),
+        }
     }
 
     /// Whether `from` may open a connection to `to` (on `to.port`).
     pub fn connect(&self, from: &Endpoint, to: &Endpoint) -> Cell {
         let egress = self.decide(Direction::Egress, from, to);
         let ingress = self.decide(Direction::Ingress, from, to);
-        Cell { allowed: egress.allows() && ingress.allows(), egress, ingress }
+        Cell {
+            allowed: egress.allows() && ingress.allows(),
+            egress,
+            ingress,
+        }
     }
 
     /// Egress side only: whether `from`'s policies let it send to `to`.
@@ -208,15 +247,31 @@ impl<'a> Network<'a> {
 
     /// Policies that select `pod` for a direction (isolate it).
     pub fn isolating(&self, pod: &Endpoint, egress: bool) -> Vec<PolicyRef> {
-        let direction = if egress { Direction::Egress } else { Direction::Ingress };
-        self.selecting(pod, direction).map(|(r, _)| r.clone()).collect()
+        let direction = if egress {
+            Direction::Egress
+        } else {
+            Direction::Ingress
+        };
+        self.selecting(pod, direction)
+            .map(|(r, _)| r.clone())
+            .collect()
     }
 
-    fn selecting<'s>(&'s self, pod: &'s Endpoint, direction: Direction) -> impl Iterator<Item = &'s (PolicyRef, &'a NetworkPolicySpec)> {
-        self.policies.iter().filter(move |(policy, spec)| {
-            pod.namespace.as_deref() == Some(policy.namespace.as_str())
-                && applies_to(spec, direction)
-                && spec.pod_selector.as_ref().is_none_or(|sel| selector::matches(sel, &pod.labels))
+    fn selecting<'s>(
+        &'s self,
+        pod: &'s Endpoint,
+        direction: Direction,
+    ) -> impl Iterator<Item = &'s (PolicyRef, &'a NetworkPolicySpec)> {
+        let in_namespace = pod
+            .namespace
+            .as_deref()
+            .and_then(|ns| self.policies.get(ns));
+        in_namespace.into_iter().flatten().filter(move |(_, spec)| {
+            applies_to(spec, direction)
+                && spec
+                    .pod_selector
+                    .as_ref()
+                    .is_none_or(|sel| selector::matches(sel, &pod.labels))
         })
     }
 
@@ -229,43 +284,78 @@ impl<'a> Network<'a> {
         let mut isolating = Vec::new();
         for (policy, spec) in self.selecting(subject, direction) {
             isolating.push(policy.clone());
-            let rules: Vec<(&Option<Vec<NetworkPolicyPeer>>, &Option<Vec<NetworkPolicyPort>>)> = match direction {
-                Direction::Egress => spec.egress.iter().flatten().map(|r| (&r.to, &r.ports)).collect(),
-                Direction::Ingress => spec.ingress.iter().flatten().map(|r| (&r.from, &r.ports)).collect(),
+            let rules: Vec<RuleParts<'_>> = match direction {
+                Direction::Egress => spec
+                    .egress
+                    .iter()
+                    .flatten()
+                    .map(|r| (&r.to, &r.ports))
+                    .collect(),
+                Direction::Ingress => spec
+                    .ingress
+                    .iter()
+                    .flatten()
+                    .map(|r| (&r.from, &r.ports))
+                    .collect(),
             };
             for (index, (peers, ports)) in rules.into_iter().enumerate() {
                 let peer_ok = match peers {
                     None => true,
                     Some(list) if list.is_empty() => true,
-                    Some(list) => list.iter().any(|p| self.peer_matches(p, &policy.namespace, peer)),
+                    Some(list) => list
+                        .iter()
+                        .any(|p| self.peer_matches(p, &policy.namespace, peer)),
                 };
                 if peer_ok && ports_match(ports.as_deref(), to.port.as_ref()) {
-                    return Verdict::Allowed { policy: policy.clone(), rule: index };
+                    return Verdict::Allowed {
+                        policy: policy.clone(),
+                        rule: index,
+                    };
                 }
             }
         }
-        if isolating.is_empty() { Verdict::NotIsolated } else { Verdict::Denied { policies: isolating } }
+        if isolating.is_empty() {
+            Verdict::NotIsolated
+        } else {
+            Verdict::Denied {
+                policies: isolating,
+            }
+        }
     }
 
-    fn peer_matches(&self, peer: &NetworkPolicyPeer, policy_namespace: &str, target: &Endpoint) -> bool {
+    fn peer_matches(
+        &self,
+        peer: &NetworkPolicyPeer,
+        policy_namespace: &str,
+        target: &Endpoint,
+    ) -> bool {
         if let Some(block) = &peer.ip_block {
             return target.ip.is_some_and(|ip| {
-                cidr_contains(&block.cidr, ip) && !block.except.iter().flatten().any(|e| cidr_contains(e, ip))
+                cidr_contains(&block.cidr, ip)
+                    && !block.except.iter().flatten().any(|e| cidr_contains(e, ip))
             });
         }
         if peer.pod_selector.is_none() && peer.namespace_selector.is_none() {
             return false;
         }
-        let Some(namespace) = target.namespace.as_deref() else { return false };
+        let Some(namespace) = target.namespace.as_deref() else {
+            return false;
+        };
         let namespace_ok = match &peer.namespace_selector {
             Some(sel) => {
                 let mut cache = self.namespace_labels.borrow_mut();
-                let labels = cache.entry(namespace.to_owned()).or_insert_with(|| self.fleet.namespace_labels(namespace));
+                let labels = cache
+                    .entry(namespace.to_owned())
+                    .or_insert_with(|| self.fleet.namespace_labels(namespace));
                 selector::matches(sel, labels)
             }
             None => namespace == policy_namespace,
         };
-        namespace_ok && peer.pod_selector.as_ref().is_none_or(|sel| selector::matches(sel, &target.labels))
+        namespace_ok
+            && peer
+                .pod_selector
+                .as_ref()
+                .is_none_or(|sel| selector::matches(sel, &target.labels))
     }
 }
 
@@ -287,7 +377,9 @@ fn applies_to(spec: &NetworkPolicySpec, direction: Direction) -> bool {
 /// Whether a rule's port list admits the destination port. An empty list admits every port;
 /// a destination without a declared port is only admitted by such rules.
 fn ports_match(ports: Option<&[NetworkPolicyPort]>, dst: Option<&Port>) -> bool {
-    let Some(ports) = ports.filter(|p| !p.is_empty()) else { return true };
+    let Some(ports) = ports.filter(|p| !p.is_empty()) else {
+        return true;
+    };
     let Some(dst) = dst else { return false };
     ports.iter().any(|p| {
         let protocol = p.protocol.as_deref().unwrap_or("TCP");
@@ -305,8 +397,12 @@ fn ports_match(ports: Option<&[NetworkPolicyPort]>, dst: Option<&Port>) -> bool 
 
 /// IPv4 CIDR containment; IPv6 and malformed blocks contain nothing.
 pub fn cidr_contains(cidr: &str, ip: Ipv4Addr) -> bool {
-    let Some((net, len)) = cidr.split_once('/') else { return false };
-    let (Ok(net), Ok(len)) = (net.parse::<Ipv4Addr>(), len.parse::<u32>()) else { return false };
+    let Some((net, len)) = cidr.split_once('/') else {
+        return false;
+    };
+    let (Ok(net), Ok(len)) = (net.parse::<Ipv4Addr>(), len.parse::<u32>()) else {
+        return false;
+    };
     if len > 32 {
         return false;
     }
@@ -318,7 +414,11 @@ pub fn cidr_contains(cidr: &str, ip: Ipv4Addr) -> bool {
 fn platform_role(workload: &Workload<'_>) -> Option<Role> {
     let labels = workload.labels();
     let mut names: Vec<&str> = vec![workload.object.name.as_str()];
-    for key in ["app.kubernetes.io/name", "app.kubernetes.io/component", "app"] {
+    for key in [
+        "app.kubernetes.io/name",
+        "app.kubernetes.io/component",
+        "app",
+    ] {
         if let Some(v) = labels.get(key) {
             names.push(v);
         }
@@ -360,30 +460,75 @@ pub fn endpoints(fleet: &Fleet) -> Vec<Endpoint> {
         if ports.is_empty() {
             out.push(base);
         } else {
-            out.extend(ports.into_iter().map(|port| Endpoint { port: Some(port), ..base.clone() }));
+            out.extend(ports.into_iter().map(|port| Endpoint {
+                port: Some(port),
+                ..base.clone()
+            }));
         }
     }
     let pod = |name: &str, role, namespace: &str, labels: &[(&str, &str)], port| Endpoint {
         name: name.to_owned(),
         role,
         namespace: Some(namespace.to_owned()),
-        labels: labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        labels: labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
         ip: None,
         port: Some(port),
         from_input: false,
     };
     let synthesized = [
-        (Role::Gateway, pod("gateway", Role::Gateway, "llm-gateway", &[("app.kubernetes.io/name", "llm-gateway")], Port::tcp(8080))),
-        (Role::Queue, pod("queue", Role::Queue, "message-queue", &[("app.kubernetes.io/name", "rabbitmq")], Port::tcp(5672))),
-        (Role::Prometheus, pod("prometheus", Role::Prometheus, "monitoring", &[("app.kubernetes.io/name", "prometheus")], Port::tcp(9090))),
+        (
+            Role::Gateway,
+            pod(
+                "gateway",
+                Role::Gateway,
+                "llm-gateway",
+                &[("app.kubernetes.io/name", "llm-gateway")],
+                Port::tcp(8080),
+            ),
+        ),
+        (
+            Role::Queue,
+            pod(
+                "queue",
+                Role::Queue,
+                "message-queue",
+                &[("app.kubernetes.io/name", "rabbitmq")],
+                Port::tcp(5672),
+            ),
+        ),
+        (
+            Role::Prometheus,
+            pod(
+                "prometheus",
+                Role::Prometheus,
+                "monitoring",
+                &[("app.kubernetes.io/name", "prometheus")],
+                Port::tcp(9090),
+            ),
+        ),
     ];
     for (role, endpoint) in synthesized {
         if !seen_roles.contains(&role) {
             out.push(endpoint);
         }
     }
-    out.push(pod("kube-dns", Role::Dns, "kube-system", &[("k8s-app", "kube-dns")], Port::udp(53)));
-    out.push(pod("kube-dns", Role::Dns, "kube-system", &[("k8s-app", "kube-dns")], Port::tcp(53)));
+    out.push(pod(
+        "kube-dns",
+        Role::Dns,
+        "kube-system",
+        &[("k8s-app", "kube-dns")],
+        Port::udp(53),
+    ));
+    out.push(pod(
+        "kube-dns",
+        Role::Dns,
+        "kube-system",
+        &[("k8s-app", "kube-dns")],
+        Port::tcp(53),
+    ));
     out.push(Endpoint {
         name: "api-server".into(),
         role: Role::ApiServer,
@@ -393,7 +538,13 @@ pub fn endpoints(fleet: &Fleet) -> Vec<Endpoint> {
         port: Some(Port::tcp(API_SERVER_PORT)),
         from_input: false,
     });
-    out.push(pod("other-namespace", Role::OtherNamespace, OTHER_NAMESPACE, &[("app", "other")], Port::tcp(8080)));
+    out.push(pod(
+        "other-namespace",
+        Role::OtherNamespace,
+        OTHER_NAMESPACE,
+        &[("app", "other")],
+        Port::tcp(8080),
+    ));
     out.push(Endpoint {
         name: "outside".into(),
         role: Role::Outside,
@@ -412,7 +563,11 @@ pub fn declared_ports(workload: &Workload<'_>) -> Vec<Port> {
     for container in &workload.spec.containers {
         for p in container.ports.iter().flatten() {
             if let Ok(number) = u16::try_from(p.container_port) {
-                ports.insert(Port { number, name: p.name.clone(), protocol: p.protocol.clone().unwrap_or_else(|| "TCP".into()) });
+                ports.insert(Port {
+                    number,
+                    name: p.name.clone(),
+                    protocol: p.protocol.clone().unwrap_or_else(|| "TCP".into()),
+                });
             }
         }
     }
@@ -430,7 +585,10 @@ pub fn matrix(fleet: &Fleet) -> Matrix {
         }
     }
     let network = Network::new(fleet);
-    let cells = rows.iter().map(|from| cols.iter().map(|to| network.connect(from, to)).collect()).collect();
+    let cells = rows
+        .iter()
+        .map(|from| cols.iter().map(|to| network.connect(from, to)).collect())
+        .collect();
     Matrix { rows, cols, cells }
 }
 
@@ -438,7 +596,11 @@ pub fn matrix(fleet: &Fleet) -> Matrix {
 pub fn workload_endpoint(workload: &Workload<'_>) -> Endpoint {
     Endpoint {
         name: workload.describe(),
-        role: if workload.controller == Controller::Pod || !workload.controller.runs_jobs() { Role::Workload } else { Role::Agent },
+        role: if workload.controller == Controller::Pod || !workload.controller.runs_jobs() {
+            Role::Workload
+        } else {
+            Role::Agent
+        },
         namespace: Some(workload.namespace.to_owned()),
         labels: workload.labels(),
         ip: None,
@@ -454,7 +616,10 @@ mod tests {
     use crate::source::{Source, SourceText};
 
     fn fleet(text: &str) -> Fleet {
-        let parsed = parse_sources(&[Source { name: "t.yaml".into(), text: SourceText::Text(text.into()) }]);
+        let parsed = parse_sources(&[Source {
+            name: "t.yaml".into(),
+            text: SourceText::Text(text.into()),
+        }]);
         assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
         Fleet::new(parsed.objects, "default")
     }
@@ -462,16 +627,33 @@ mod tests {
     const AGENT: &str = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: agent, namespace: agents}\nspec:\n  template:\n    metadata: {labels: {app: agent}}\n    spec:\n      restartPolicy: Never\n      containers: [{name: a, image: a:1, ports: [{name: metrics, containerPort: 8080}]}]\n";
 
     fn find<'m>(m: &'m Matrix, from: &str, to_name: &str, port: &Port) -> &'m Cell {
-        let r = m.rows.iter().position(|e| e.name == from).unwrap_or_else(|| panic!("no row {from}"));
-        let c = m.cols.iter().position(|e| e.name == to_name && e.port.as_ref() == Some(port)).unwrap_or_else(|| panic!("no col {to_name} {port}"));
+        let r = m
+            .rows
+            .iter()
+            .position(|e| e.name == from)
+            .unwrap_or_else(|| panic!("no row {from}"));
+        let c = m
+            .cols
+            .iter()
+            .position(|e| e.name == to_name && e.port.as_ref() == Some(port))
+            .unwrap_or_else(|| panic!("no col {to_name} {port}"));
         &m.cells[r][c]
     }
 
     #[test]
     fn no_policy_means_everything_is_allowed() {
         let m = matrix(&fleet(AGENT));
-        assert!(m.cells.iter().flatten().all(|c| c.allowed && c.egress == Verdict::NotIsolated));
-        assert!(m.cols.iter().any(|e| e.role == Role::Gateway && !e.from_input));
+        assert!(
+            m.cells
+                .iter()
+                .flatten()
+                .all(|c| c.allowed && c.egress == Verdict::NotIsolated)
+        );
+        assert!(
+            m.cols
+                .iter()
+                .any(|e| e.role == Role::Gateway && !e.from_input)
+        );
     }
 
     #[test]
@@ -483,15 +665,42 @@ mod tests {
         let agent = "Job agents/agent";
         let gw = find(&m, agent, "gateway", &Port::tcp(8080));
         assert!(gw.allowed);
-        assert_eq!(gw.egress, Verdict::Allowed { policy: PolicyRef { namespace: "agents".into(), name: "iso".into() }, rule: 0 });
+        assert_eq!(
+            gw.egress,
+            Verdict::Allowed {
+                policy: PolicyRef {
+                    namespace: "agents".into(),
+                    name: "iso".into()
+                },
+                rule: 0
+            }
+        );
         assert!(find(&m, agent, "kube-dns", &Port::udp(53)).allowed);
         let tcp_dns = find(&m, agent, "kube-dns", &Port::tcp(53));
         assert!(!tcp_dns.allowed && matches!(tcp_dns.egress, Verdict::Denied { .. }));
         assert!(!find(&m, agent, "queue", &Port::tcp(5672)).allowed);
-        assert!(find(&m, agent, "outside", &Port::tcp(443)).allowed, "0.0.0.0/0 on 443");
-        assert!(!find(&m, agent, "api-server", &Port::tcp(6443)).allowed, "172.16/12 excepted, and wrong port");
+        assert!(
+            find(&m, agent, "outside", &Port::tcp(443)).allowed,
+            "0.0.0.0/0 on 443"
+        );
+        assert!(
+            !find(&m, agent, "api-server", &Port::tcp(6443)).allowed,
+            "172.16/12 excepted, and wrong port"
+        );
         // Ingress is not isolated: anyone may reach the agent's metrics port.
-        assert!(find(&m, "outside", agent, &Port { number: 8080, name: Some("metrics".into()), protocol: "TCP".into() }).allowed);
+        assert!(
+            find(
+                &m,
+                "outside",
+                agent,
+                &Port {
+                    number: 8080,
+                    name: Some("metrics".into()),
+                    protocol: "TCP".into()
+                }
+            )
+            .allowed
+        );
     }
 
     #[test]
@@ -500,13 +709,22 @@ mod tests {
             "{AGENT}---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: deny-in, namespace: agents}}\nspec:\n  podSelector: {{}}\n  ingress:\n    - from: [{{namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: monitoring}}}}}}]\n      ports: [{{port: metrics}}]\n"
         );
         let m = matrix(&fleet(&text));
-        let metrics = Port { number: 8080, name: Some("metrics".into()), protocol: "TCP".into() };
+        let metrics = Port {
+            number: 8080,
+            name: Some("metrics".into()),
+            protocol: "TCP".into(),
+        };
         let cell = find(&m, "prometheus", "Job agents/agent", &metrics);
-        assert!(cell.allowed, "named port and namespace selector match: {cell:?}");
+        assert!(
+            cell.allowed,
+            "named port and namespace selector match: {cell:?}"
+        );
         let cell = find(&m, "other-namespace", "Job agents/agent", &metrics);
         assert!(!cell.allowed);
         assert_eq!(cell.egress, Verdict::NotIsolated);
-        assert!(matches!(&cell.ingress, Verdict::Denied { policies } if policies[0].name == "deny-in"));
+        assert!(
+            matches!(&cell.ingress, Verdict::Denied { policies } if policies[0].name == "deny-in")
+        );
     }
 
     #[test]

@@ -30,7 +30,9 @@ pub fn parse(quantity: &str) -> Option<f64> {
 }
 
 fn number_part(text: &str) -> Option<f64> {
-    if text.is_empty() || !text.starts_with(|c: char| c.is_ascii_digit() || matches!(c, '+' | '-' | '.')) {
+    if text.is_empty()
+        || !text.starts_with(|c: char| c.is_ascii_digit() || matches!(c, '+' | '-' | '.'))
+    {
         return None;
     }
     text.parse::<f64>().ok().filter(|v| v.is_finite())

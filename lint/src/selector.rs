@@ -31,13 +31,24 @@ pub fn matches(selector: &LabelSelector, labels: &Labels) -> bool {
 
 /// Whether the selector has no requirement at all (`{}` selects every pod or namespace).
 pub fn is_empty(selector: &LabelSelector) -> bool {
-    selector.match_labels.as_ref().is_none_or(BTreeMap::is_empty)
-        && selector.match_expressions.as_ref().is_none_or(Vec::is_empty)
+    selector
+        .match_labels
+        .as_ref()
+        .is_none_or(BTreeMap::is_empty)
+        && selector
+            .match_expressions
+            .as_ref()
+            .is_none_or(Vec::is_empty)
 }
 
 /// `app=ai-agent, tier in (a,b)`, for messages.
 pub fn describe(selector: &LabelSelector) -> String {
-    let mut parts: Vec<String> = selector.match_labels.iter().flatten().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut parts: Vec<String> = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     for expr in selector.match_expressions.iter().flatten() {
         let values = expr.values.as_deref().unwrap_or_default().join(",");
         parts.push(match expr.operator.as_str() {
@@ -46,7 +57,11 @@ pub fn describe(selector: &LabelSelector) -> String {
             op => format!("{} {} ({values})", expr.key, op.to_ascii_lowercase()),
         });
     }
-    if parts.is_empty() { "{} (everything)".to_owned() } else { parts.join(", ") }
+    if parts.is_empty() {
+        "{} (everything)".to_owned()
+    } else {
+        parts.join(", ")
+    }
 }
 
 #[cfg(test)]
@@ -55,7 +70,10 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     fn expr(key: &str, operator: &str, values: &[&str]) -> LabelSelectorRequirement {
@@ -69,18 +87,33 @@ mod tests {
     #[test]
     fn match_labels_and_expressions_all_have_to_hold() {
         let pod = labels(&[("app", "agent"), ("tier", "batch")]);
-        let sel = LabelSelector { match_labels: Some(labels(&[("app", "agent")])), match_expressions: None };
+        let sel = LabelSelector {
+            match_labels: Some(labels(&[("app", "agent")])),
+            match_expressions: None,
+        };
         assert!(matches(&sel, &pod));
         assert!(!matches(&sel, &labels(&[("app", "other")])));
         let sel = LabelSelector {
             match_labels: Some(labels(&[("app", "agent")])),
-            match_expressions: Some(vec![expr("tier", "In", &["batch"]), expr("gpu", "DoesNotExist", &[])]),
+            match_expressions: Some(vec![
+                expr("tier", "In", &["batch"]),
+                expr("gpu", "DoesNotExist", &[]),
+            ]),
         };
         assert!(matches(&sel, &pod));
-        let sel = LabelSelector { match_labels: None, match_expressions: Some(vec![expr("tier", "NotIn", &["batch"])]) };
+        let sel = LabelSelector {
+            match_labels: None,
+            match_expressions: Some(vec![expr("tier", "NotIn", &["batch"])]),
+        };
         assert!(!matches(&sel, &pod));
-        assert!(matches(&LabelSelector::default(), &pod), "an empty selector selects everything");
-        let bogus = LabelSelector { match_labels: None, match_expressions: Some(vec![expr("tier", "Like", &["b"])]) };
+        assert!(
+            matches(&LabelSelector::default(), &pod),
+            "an empty selector selects everything"
+        );
+        let bogus = LabelSelector {
+            match_labels: None,
+            match_expressions: Some(vec![expr("tier", "Like", &["b"])]),
+        };
         assert!(!matches(&bogus, &pod));
         assert_eq!(describe(&LabelSelector::default()), "{} (everything)");
     }

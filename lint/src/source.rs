@@ -22,7 +22,9 @@ pub enum SourceText {
 /// Reading an input failed; this is a usage error (exit 2), reported before any linting.
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
-    #[error("{path}: no such file or directory (pass YAML/JSON files, directories of them, or - for stdin)")]
+    #[error(
+        "{path}: no such file or directory (pass YAML/JSON files, directories of them, or - for stdin)"
+    )]
     NotFound { path: String },
     #[error("{path}: cannot read: {source}")]
     Io {
@@ -62,8 +64,16 @@ pub fn load(paths: &[String], stdin: &mut dyn Read) -> Result<Vec<Source>, Input
         if path == "-" {
             if !stdin_read {
                 let mut bytes = Vec::new();
-                stdin.read_to_end(&mut bytes).map_err(|source| InputError::Io { path: "-".into(), source })?;
-                sources.push(Source { name: "-".into(), text: decode(bytes) });
+                stdin
+                    .read_to_end(&mut bytes)
+                    .map_err(|source| InputError::Io {
+                        path: "-".into(),
+                        source,
+                    })?;
+                sources.push(Source {
+                    name: "-".into(),
+                    text: decode(bytes),
+                });
                 stdin_read = true;
             }
             continue;
@@ -71,11 +81,21 @@ pub fn load(paths: &[String], stdin: &mut dyn Read) -> Result<Vec<Source>, Input
         let fs_path = Path::new(path);
         let meta = std::fs::metadata(fs_path).map_err(|source| match source.kind() {
             std::io::ErrorKind::NotFound => InputError::NotFound { path: path.clone() },
-            _ => InputError::Io { path: path.clone(), source },
+            _ => InputError::Io {
+                path: path.clone(),
+                source,
+            },
         })?;
-        let kustomization_file = fs_path.file_name().and_then(|n| n.to_str()).is_some_and(|n| KUSTOMIZATION_FILES.contains(&n));
+        let kustomization_file = fs_path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| KUSTOMIZATION_FILES.contains(&n));
         if meta.is_dir() || kustomization_file {
-            let dir = if kustomization_file { fs_path.parent().unwrap_or(Path::new(".")) } else { fs_path };
+            let dir = if kustomization_file {
+                fs_path.parent().unwrap_or(Path::new("."))
+            } else {
+                fs_path
+            };
             let mut files = Vec::new();
             collect_dir(dir, &mut files)?;
             if files.is_empty() {
@@ -93,16 +113,32 @@ pub fn load(paths: &[String], stdin: &mut dyn Read) -> Result<Vec<Source>, Input
 
 fn read_file(path: &Path) -> Result<Source, InputError> {
     let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| InputError::Io { path: name.clone(), source })?;
-    Ok(Source { name, text: decode(bytes) })
+    let bytes = std::fs::read(path).map_err(|source| InputError::Io {
+        path: name.clone(),
+        source,
+    })?;
+    Ok(Source {
+        name,
+        text: decode(bytes),
+    })
 }
 
 fn collect_dir(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), InputError> {
-    let io = |source| InputError::Io { path: dir.display().to_string(), source };
-    if let Some(kustomization) = KUSTOMIZATION_FILES.iter().map(|n| dir.join(n)).find(|p| p.is_file()) {
+    let io = |source| InputError::Io {
+        path: dir.display().to_string(),
+        source,
+    };
+    if let Some(kustomization) = KUSTOMIZATION_FILES
+        .iter()
+        .map(|n| dir.join(n))
+        .find(|p| p.is_file())
+    {
         return kustomize_resources(&kustomization, out);
     }
-    let mut entries: Vec<_> = std::fs::read_dir(dir).map_err(io)?.collect::<Result<_, _>>().map_err(io)?;
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .collect::<Result<_, _>>()
+        .map_err(io)?;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         if entry.file_name().to_string_lossy().starts_with('.') {
@@ -111,7 +147,11 @@ fn collect_dir(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), InputError> {
         let path = entry.path();
         if entry.file_type().map_err(io)?.is_dir() {
             collect_dir(&path, out)?;
-        } else if path.extension().and_then(|e| e.to_str()).is_some_and(|e| MANIFEST_EXTENSIONS.contains(&e)) {
+        } else if path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| MANIFEST_EXTENSIONS.contains(&e))
+        {
             out.push(path);
         }
     }
@@ -122,19 +162,37 @@ fn collect_dir(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), InputError> {
 /// resources (URLs) are skipped: the linter reads local files only.
 fn kustomize_resources(kustomization: &Path, out: &mut Vec<PathBuf>) -> Result<(), InputError> {
     let name = kustomization.display().to_string();
-    let problem = |problem: String| InputError::Kustomization { path: name.clone(), problem };
-    let text = std::fs::read_to_string(kustomization).map_err(|source| InputError::Io { path: name.clone(), source })?;
+    let problem = |problem: String| InputError::Kustomization {
+        path: name.clone(),
+        problem,
+    };
+    let text = std::fs::read_to_string(kustomization).map_err(|source| InputError::Io {
+        path: name.clone(),
+        source,
+    })?;
     let docs = crate::yaml::parse_stream(&text).map_err(|e| {
-        problem(format!("{}{}", e.pos.map(|p| format!("{p}: ")).unwrap_or_default(), e.message))
+        problem(format!(
+            "{}{}",
+            e.pos.map(|p| format!("{p}: ")).unwrap_or_default(),
+            e.message
+        ))
     })?;
     let dir = kustomization.parent().unwrap_or(Path::new("."));
-    let Some(resources) = docs.first().and_then(|d| d.get("resources")) else { return Ok(()) };
+    let Some(resources) = docs.first().and_then(|d| d.get("resources")) else {
+        return Ok(());
+    };
     let crate::yaml::Value::Seq(items) = &resources.value else {
-        return Err(problem(format!("{}: `resources` must be a list of paths", resources.pos)));
+        return Err(problem(format!(
+            "{}: `resources` must be a list of paths",
+            resources.pos
+        )));
     };
     for item in items {
         let Some(entry) = item.as_str() else {
-            return Err(problem(format!("{}: `resources` entries must be paths", item.pos)));
+            return Err(problem(format!(
+                "{}: `resources` entries must be paths",
+                item.pos
+            )));
         };
         if entry.contains("://") || entry.starts_with("github.com/") {
             continue;
@@ -145,7 +203,10 @@ fn kustomize_resources(kustomization: &Path, out: &mut Vec<PathBuf>) -> Result<(
         } else if path.is_file() {
             out.push(path);
         } else {
-            return Err(problem(format!("{}: resource `{entry}` does not exist", item.pos)));
+            return Err(problem(format!(
+                "{}: resource `{entry}` does not exist",
+                item.pos
+            )));
         }
     }
     Ok(())
@@ -179,8 +240,14 @@ mod tests {
 
     #[test]
     fn invalid_utf8_reports_the_first_bad_byte() {
-        assert_eq!(decode(b"a: 1\nb: \xff\n".to_vec()), SourceText::NotUtf8 { line: 2, column: 4 });
-        assert_eq!(decode("\u{feff}a: 1".as_bytes().to_vec()), SourceText::Text("a: 1".into()));
+        assert_eq!(
+            decode(b"a: 1\nb: \xff\n".to_vec()),
+            SourceText::NotUtf8 { line: 2, column: 4 }
+        );
+        assert_eq!(
+            decode("\u{feff}a: 1".as_bytes().to_vec()),
+            SourceText::Text("a: 1".into())
+        );
     }
 
     #[test]
@@ -195,7 +262,10 @@ mod tests {
         let root = dir.path().display().to_string();
         let mut stdin = &b"s: 1"[..];
         let sources = load(&[root.clone(), "-".into(), "-".into()], &mut stdin).unwrap();
-        let names: Vec<_> = sources.iter().map(|s| s.name.strip_prefix(&root).unwrap_or(&s.name).to_owned()).collect();
+        let names: Vec<_> = sources
+            .iter()
+            .map(|s| s.name.strip_prefix(&root).unwrap_or(&s.name).to_owned())
+            .collect();
         assert_eq!(names, ["/a.yml", "/b.yaml", "/sub/c.json", "-"]);
     }
 
@@ -204,24 +274,48 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         std::fs::create_dir_all(root.join("app/config")).unwrap();
-        std::fs::write(root.join("kustomization.yaml"), "resources:\n  - app\n  - extra.yaml\n  - https://example.com/remote.yaml\n").unwrap();
+        std::fs::write(
+            root.join("kustomization.yaml"),
+            "resources:\n  - app\n  - extra.yaml\n  - https://example.com/remote.yaml\n",
+        )
+        .unwrap();
         std::fs::write(root.join("extra.yaml"), "a: 1").unwrap();
         std::fs::write(root.join("ignored.yaml"), "a: 1").unwrap();
-        std::fs::write(root.join("app/kustomization.yaml"), "resources: [deploy.yaml]\nconfigMapGenerator: [{name: c, files: [config/app.json]}]\n").unwrap();
+        std::fs::write(
+            root.join("app/kustomization.yaml"),
+            "resources: [deploy.yaml]\nconfigMapGenerator: [{name: c, files: [config/app.json]}]\n",
+        )
+        .unwrap();
         std::fs::write(root.join("app/deploy.yaml"), "a: 1").unwrap();
         std::fs::write(root.join("app/config/app.json"), "{}").unwrap();
         let base = root.display().to_string();
-        let names: Vec<_> = load(&[base.clone()], &mut &b""[..]).unwrap().into_iter().map(|s| s.name.replace(&base, "")).collect();
+        let names: Vec<_> = load(std::slice::from_ref(&base), &mut &b""[..])
+            .unwrap()
+            .into_iter()
+            .map(|s| s.name.replace(&base, ""))
+            .collect();
         assert_eq!(names, ["/app/deploy.yaml", "/extra.yaml"]);
-        std::fs::write(root.join("kustomization.yaml"), "resources: [missing.yaml]\n").unwrap();
+        std::fs::write(
+            root.join("kustomization.yaml"),
+            "resources: [missing.yaml]\n",
+        )
+        .unwrap();
         let err = load(&[base], &mut &b""[..]).unwrap_err();
-        assert!(err.to_string().contains("resource `missing.yaml` does not exist"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("resource `missing.yaml` does not exist"),
+            "{err}"
+        );
     }
 
     #[test]
     fn missing_paths_are_usage_errors_that_name_the_path() {
         let err = load(&["/no/such/file.yaml".into()], &mut &b""[..]).unwrap_err();
-        assert!(err.to_string().starts_with("/no/such/file.yaml: no such file"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("/no/such/file.yaml: no such file"),
+            "{err}"
+        );
         assert!(matches!(load(&[], &mut &b""[..]), Err(InputError::NoPaths)));
     }
 }

@@ -25,7 +25,10 @@ impl Pos {
 
     fn from_location(location: &serde_saphyr::Location) -> Pos {
         let clamp = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
-        Pos { line: clamp(location.line()).max(1), column: clamp(location.column()).max(1) }
+        Pos {
+            line: clamp(location.line()).max(1),
+            column: clamp(location.column()).max(1),
+        }
     }
 }
 
@@ -188,13 +191,15 @@ impl Node {
         for (i, seg) in path.0.iter().enumerate() {
             let last = i + 1 == path.0.len();
             match (seg, &node.value) {
-                (Seg::Key(key), Value::Map(entries)) => match entries.iter().find(|e| &e.key == key) {
-                    Some(entry) => {
-                        pos = if last { entry.key_pos } else { entry.value.pos };
-                        node = &entry.value;
+                (Seg::Key(key), Value::Map(entries)) => {
+                    match entries.iter().find(|e| &e.key == key) {
+                        Some(entry) => {
+                            pos = if last { entry.key_pos } else { entry.value.pos };
+                            node = &entry.value;
+                        }
+                        None => return Located { pos, exact: false },
                     }
-                    None => return Located { pos, exact: false },
-                },
+                }
                 (Seg::Index(index), Value::Seq(items)) => match items.get(*index) {
                     Some(item) => {
                         pos = item.pos;
@@ -214,16 +219,26 @@ impl Node {
         let mut node = self;
         for seg in &path.0 {
             let next = match (seg, &node.value) {
-                (Seg::Key(key), Value::Map(entries)) => entries.iter().find(|e| &e.key == key).map(|e| &e.value),
+                (Seg::Key(key), Value::Map(entries)) => {
+                    entries.iter().find(|e| &e.key == key).map(|e| &e.value)
+                }
                 (Seg::Index(index), Value::Seq(items)) => items.get(*index),
                 _ => None,
             };
             match next {
                 Some(next) => node = next,
-                None => return Located { pos: self.locate(path).pos, exact: false },
+                None => {
+                    return Located {
+                        pos: self.locate(path).pos,
+                        exact: false,
+                    };
+                }
             }
         }
-        Located { pos: node.pos, exact: true }
+        Located {
+            pos: node.pos,
+            exact: true,
+        }
     }
 
     pub fn node_at(&self, path: &Path) -> Option<&Node> {
@@ -250,7 +265,12 @@ impl Node {
             Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
             Value::Str(s) => J::String(s.clone()),
             Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
-            Value::Map(entries) => J::Object(entries.iter().map(|e| (e.key.clone(), e.value.to_json())).collect()),
+            Value::Map(entries) => J::Object(
+                entries
+                    .iter()
+                    .map(|e| (e.key.clone(), e.value.to_json()))
+                    .collect(),
+            ),
         }
     }
 
@@ -287,8 +307,14 @@ pub fn parse_stream(text: &str) -> Result<Vec<Node>, YamlError> {
         emit_comments: false,
     };
     serde_saphyr::from_str_multiple_with_options::<Node, Vec<Node>>(text, options).map_err(|err| {
-        let pos = err.location().map(|l| Pos::from_location(&l)).filter(|p| p.line > 0);
-        YamlError { message: plain_message(&err), pos }
+        let pos = err
+            .location()
+            .map(|l| Pos::from_location(&l))
+            .filter(|p| p.line > 0);
+        YamlError {
+            message: plain_message(&err),
+            pos,
+        }
     })
 }
 
@@ -296,7 +322,9 @@ pub fn parse_stream(text: &str) -> Result<Vec<Node>, YamlError> {
 /// reports print positions in their own format.
 fn plain_message(err: &serde_saphyr::Error) -> String {
     use serde_saphyr::MessageFormatter;
-    let text = serde_saphyr::DefaultMessageFormatter.format_message(err.without_snippet()).into_owned();
+    let text = serde_saphyr::DefaultMessageFormatter
+        .format_message(err.without_snippet())
+        .into_owned();
     // Some errors carry nested "line X column Y: " prefixes in their text.
     let mut message = text.trim();
     while let Some(rest) = strip_position_prefix(message) {
@@ -304,11 +332,18 @@ fn plain_message(err: &serde_saphyr::Error) -> String {
     }
     let first = message.lines().next().unwrap_or("invalid YAML").trim();
     // The parser suggests its own options; to a manifest author that is noise.
-    let first = first.split(", set DuplicateKeyPolicy").next().unwrap_or(first);
+    let first = first
+        .split(", set DuplicateKeyPolicy")
+        .next()
+        .unwrap_or(first);
     if let Some(key) = first.strip_prefix("duplicate mapping key: ") {
-        return format!("duplicate key `{key}`: each key may appear once per mapping (the API server rejects duplicates)");
+        return format!(
+            "duplicate key `{key}`: each key may appear once per mapping (the API server rejects duplicates)"
+        );
     }
-    if first.contains("did not find expected key") || first.contains("mapping values are not allowed") {
+    if first.contains("did not find expected key")
+        || first.contains("mapping values are not allowed")
+    {
         return format!("{first} (check this line's indentation against its sibling keys)");
     }
     first.to_owned()
@@ -324,7 +359,10 @@ fn strip_position_prefix(message: &str) -> Option<&str> {
 impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Node, D::Error> {
         let spanned = Spanned::<Value>::deserialize(deserializer)?;
-        Ok(Node { value: spanned.value, pos: Pos::from_location(&spanned.referenced) })
+        Ok(Node {
+            value: spanned.value,
+            pos: Pos::from_location(&spanned.referenced),
+        })
     }
 }
 
@@ -368,11 +406,15 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 
     fn visit_i128<E: serde::de::Error>(self, i: i128) -> Result<Value, E> {
-        i64::try_from(i).map(Value::Int).map_err(|_| E::custom(format!("integer {i} is out of range")))
+        i64::try_from(i)
+            .map(Value::Int)
+            .map_err(|_| E::custom(format!("integer {i} is out of range")))
     }
 
     fn visit_u128<E: serde::de::Error>(self, u: u128) -> Result<Value, E> {
-        u64::try_from(u).map(Value::UInt).map_err(|_| E::custom(format!("integer {u} is out of range")))
+        u64::try_from(u)
+            .map(Value::UInt)
+            .map_err(|_| E::custom(format!("integer {u} is out of range")))
     }
 
     fn visit_f64<E>(self, f: f64) -> Result<Value, E> {
@@ -403,7 +445,11 @@ impl<'de> Visitor<'de> for ValueVisitor {
         let mut entries = Vec::new();
         while let Some(key) = map.next_key::<Spanned<String>>()? {
             let value = map.next_value::<Node>()?;
-            entries.push(Entry { key: key.value, key_pos: Pos::from_location(&key.referenced), value });
+            entries.push(Entry {
+                key: key.value,
+                key_pos: Pos::from_location(&key.referenced),
+                value,
+            });
         }
         Ok(Value::Map(entries))
     }
@@ -415,14 +461,31 @@ mod tests {
 
     #[test]
     fn keeps_key_and_value_positions_across_documents() {
-        let docs = parse_stream("a: 1\nb:\n  c: [x, 2]\n---\n# only a comment\n---\nd: ~\n").unwrap();
-        assert_eq!(docs.len(), 2, "the comment-only document is empty and dropped");
+        let docs =
+            parse_stream("a: 1\nb:\n  c: [x, 2]\n---\n# only a comment\n---\nd: ~\n").unwrap();
+        assert_eq!(
+            docs.len(),
+            2,
+            "the comment-only document is empty and dropped"
+        );
         let c = docs[0].locate(&Path::parse("b.c"));
-        assert_eq!(c, Located { pos: Pos::new(3, 3), exact: true });
+        assert_eq!(
+            c,
+            Located {
+                pos: Pos::new(3, 3),
+                exact: true
+            }
+        );
         let x = docs[0].locate(&Path::parse("b.c[1]"));
         assert_eq!(x.pos, Pos::new(3, 10));
         let missing = docs[0].locate(&Path::parse("b.nope.deeper"));
-        assert_eq!(missing, Located { pos: Pos::new(3, 3), exact: false });
+        assert_eq!(
+            missing,
+            Located {
+                pos: Pos::new(3, 3),
+                exact: false
+            }
+        );
         assert_eq!(docs[1].get("d").map(Node::is_null), Some(true));
         assert_eq!(docs[1].locate(&Path::parse("d")).pos, Pos::new(7, 1));
     }
@@ -432,11 +495,17 @@ mod tests {
         let err = parse_stream("a: 1\na: 2\n").unwrap_err();
         assert_eq!(err.pos, Some(Pos::new(2, 1)));
         assert!(err.message.starts_with("duplicate key `a`"), "{err:?}");
-        assert!(!err.message.contains("DuplicateKeyPolicy"), "parser-internal advice is dropped: {err:?}");
+        assert!(
+            !err.message.contains("DuplicateKeyPolicy"),
+            "parser-internal advice is dropped: {err:?}"
+        );
         let err = parse_stream("a:\n\tb: 1\n").unwrap_err();
         assert_eq!(err.pos.map(|p| p.line), Some(2));
         assert!(err.message.contains("tab"), "{err:?}");
-        assert!(!err.message.contains('\n') && !err.message.contains("line 2"), "{err:?}");
+        assert!(
+            !err.message.contains('\n') && !err.message.contains("line 2"),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -444,6 +513,9 @@ mod tests {
         let path = Path::parse("spec.template.spec.containers[0].image");
         assert_eq!(path.to_string(), "spec.template.spec.containers[0].image");
         assert_eq!(path.0[4], Seg::Index(0));
-        assert_eq!(Path::root().key("a").index(2).join("b.c").to_string(), "a[2].b.c");
+        assert_eq!(
+            Path::root().key("a").index(2).join("b.c").to_string(),
+            "a[2].b.c"
+        );
     }
 }

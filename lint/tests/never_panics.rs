@@ -6,13 +6,20 @@ use agentfleet_lint::source::{Source, decode};
 use proptest::prelude::*;
 
 fn lint_bytes(bytes: Vec<u8>) -> agentfleet_lint::LintReport {
-    agentfleet_lint::lint(&[Source { name: "fuzz.yaml".into(), text: decode(bytes) }], "default")
+    agentfleet_lint::lint(
+        &[Source {
+            name: "fuzz.yaml".into(),
+            text: decode(bytes),
+        }],
+        "default",
+    )
 }
 
 /// The seed and clean fixtures, as material to mutate.
 fn manifests() -> Vec<String> {
     let ws = common::workspace();
-    let mut texts = vec![std::fs::read_to_string(ws.join("fixtures/lint/clean-fleet/fleet.yaml")).unwrap()];
+    let mut texts =
+        vec![std::fs::read_to_string(ws.join("fixtures/lint/clean-fleet/fleet.yaml")).unwrap()];
     for entry in std::fs::read_dir(ws.join("fixtures/seed/article")).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "yaml") {
@@ -34,7 +41,10 @@ enum Mutation {
 }
 
 fn mutation() -> impl Strategy<Value = Mutation> {
-    let structural = prop::sample::select(vec![b' ', b'\t', b':', b'-', b'[', b'{', b'"', b'\'', b'#', b'&', b'*', b'\n', b'|', b'>', b'!', b'0', 0xff]);
+    let structural = prop::sample::select(vec![
+        b' ', b'\t', b':', b'-', b'[', b'{', b'"', b'\'', b'#', b'&', b'*', b'\n', b'|', b'>',
+        b'!', b'0', 0xff,
+    ]);
     prop_oneof![
         any::<usize>().prop_map(Mutation::DeleteByte),
         (any::<usize>(), structural.clone()).prop_map(|(i, b)| Mutation::InsertByte(i, b)),
@@ -65,7 +75,9 @@ fn apply(text: &str, mutations: &[Mutation]) -> Vec<u8> {
                 let at = l % lines.len();
                 match *m {
                     Mutation::DuplicateLine(_) => lines.insert(at, lines[at].clone()),
-                    Mutation::IndentLine(_, n) => lines[at] = format!("{}{}", " ".repeat(n), lines[at]),
+                    Mutation::IndentLine(_, n) => {
+                        lines[at] = format!("{}{}", " ".repeat(n), lines[at])
+                    }
                     _ => unreachable!(),
                 }
                 bytes = lines.join("\n").into_bytes();

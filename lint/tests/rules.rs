@@ -7,14 +7,18 @@ mod common;
 use rstest::rstest;
 
 fn clean_fleet() -> String {
-    std::fs::read_to_string(common::workspace().join("fixtures/lint/clean-fleet/fleet.yaml")).expect("clean fleet fixture")
+    std::fs::read_to_string(common::workspace().join("fixtures/lint/clean-fleet/fleet.yaml"))
+        .expect("clean fleet fixture")
 }
 
 fn mutate(edits: &[(&str, &str)]) -> String {
     let mut text = clean_fleet();
     for (find, replace) in edits {
         let count = text.matches(find).count();
-        assert_eq!(count, 1, "edit target must occur exactly once, found {count} times: {find:?}");
+        assert_eq!(
+            count, 1,
+            "edit target must occur exactly once, found {count} times: {find:?}"
+        );
         text = text.replacen(find, replace, 1);
     }
     text
@@ -83,10 +87,22 @@ const JOB_DNS_RULE: &str = "    - to:\n        - namespaceSelector:\n           
 #[case::af081_port_undeclared("AF081", &[("prometheus.io/port: \"8080\"", "prometheus.io/port: \"9090\"")], &["AF081"])]
 #[case::af090_rwx_unknown_class("AF090", &[("  storageClassName: shared-nfs\n", "  storageClassName: efs\n")], &["AF090"])]
 #[case::af090_rwx_default_class("AF090", &[("  storageClassName: shared-nfs\n", "")], &["AF090"])]
-fn each_rule_fires_on_its_mistake(#[case] rule: &str, #[case] edits: &[(&str, &str)], #[case] expected: &[&str]) {
-    assert!(expected.contains(&rule), "the case must expect its own rule");
+fn each_rule_fires_on_its_mistake(
+    #[case] rule: &str,
+    #[case] edits: &[(&str, &str)],
+    #[case] expected: &[&str],
+) {
+    assert!(
+        expected.contains(&rule),
+        "the case must expect its own rule"
+    );
     let report = common::lint_text("fleet.yaml", &mutate(edits));
-    assert_eq!(common::fired(&report), expected, "findings:\n{}", common::dump(&report));
+    assert_eq!(
+        common::fired(&report),
+        expected,
+        "findings:\n{}",
+        common::dump(&report)
+    );
 }
 
 /// Every rule that is not an input error has at least one case above (input errors are
@@ -96,7 +112,12 @@ fn every_rule_has_a_case() {
     let source = std::fs::read_to_string(common::workspace().join("lint/tests/rules.rs")).unwrap();
     for rule in agentfleet_lint::RULES.iter().filter(|r| !r.input_error) {
         let marker = format!("#[case::{}_", rule.id.to_ascii_lowercase());
-        assert!(source.contains(&marker), "no test case for {} ({})", rule.id, rule.name);
+        assert!(
+            source.contains(&marker),
+            "no test case for {} ({})",
+            rule.id,
+            rule.name
+        );
     }
 }
 
@@ -104,13 +125,29 @@ fn every_rule_has_a_case() {
 fn lint_ignore_suppresses_only_the_named_rules() {
     let text = mutate(&[
         ("  ttlSecondsAfterFinished: 3600\n", ""),
-        ("  name: agent-batch\n  namespace: agents\n", "  name: agent-batch\n  namespace: agents\n  annotations:\n    agentfleet.dev/lint-ignore: \"AF025, AF067\"\n"),
-        ("agentfleet-agent:0.1.0\n          ports:", "agentfleet-agent:latest\n          ports:"),
+        (
+            "  name: agent-batch\n  namespace: agents\n",
+            "  name: agent-batch\n  namespace: agents\n  annotations:\n    agentfleet.dev/lint-ignore: \"AF025, AF067\"\n",
+        ),
+        (
+            "agentfleet-agent:0.1.0\n          ports:",
+            "agentfleet-agent:latest\n          ports:",
+        ),
         ("  rollout:\n    strategy: gradual\n", ""),
     ]);
     let report = common::lint_text("fleet.yaml", &text);
-    assert_eq!(common::fired(&report), ["AF030"], "{}", common::dump(&report));
-    let mut suppressed: Vec<_> = report.findings.iter().filter(|f| f.suppressed).map(|f| f.rule.id).collect();
+    assert_eq!(
+        common::fired(&report),
+        ["AF030"],
+        "{}",
+        common::dump(&report)
+    );
+    let mut suppressed: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.suppressed)
+        .map(|f| f.rule.id)
+        .collect();
     suppressed.sort_unstable();
     assert_eq!(suppressed, ["AF025", "AF067"]);
 }

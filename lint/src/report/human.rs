@@ -12,7 +12,11 @@ struct Paint {
 
 impl Paint {
     fn wrap(&self, code: &str, text: &str) -> String {
-        if self.on { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_owned() }
+        if self.on {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
     }
 
     fn severity(&self, severity: Severity) -> String {
@@ -28,7 +32,11 @@ impl Paint {
 pub(super) fn render(report: &LintReport, color: bool, out: &mut dyn Write) -> io::Result<()> {
     let paint = Paint { on: color };
     for finding in report.findings.iter().filter(|f| !f.suppressed) {
-        let object = finding.object.as_ref().map(|o| format!("{o}: ")).unwrap_or_default();
+        let object = finding
+            .object
+            .as_ref()
+            .map(|o| format!("{o}: "))
+            .unwrap_or_default();
         writeln!(
             out,
             "{}: {}[{}] {object}{}",
@@ -50,11 +58,18 @@ pub(super) fn render(report: &LintReport, color: bool, out: &mut dyn Write) -> i
         plural(s.objects, "object")
     );
     if s.suppressed > 0 {
-        line.push_str(&format!("; {} suppressed by agentfleet.dev/lint-ignore", s.suppressed));
+        line.push_str(&format!(
+            "; {} suppressed by agentfleet.dev/lint-ignore",
+            s.suppressed
+        ));
     }
     writeln!(out, "{}", paint.wrap("1", &line))?;
     if s.input_errors > 0 {
-        writeln!(out, "{} of the errors are input errors (the YAML or schema is broken); fix those first", s.input_errors)?;
+        writeln!(
+            out,
+            "{} of the errors are input errors (the YAML or schema is broken); fix those first",
+            s.input_errors
+        )?;
     }
     if s.errors + s.warnings + s.info > 0 {
         writeln!(out, "explain a rule with: agentfleet lint --explain <ID>")?;

@@ -25,28 +25,63 @@ pub(crate) fn escape(text: &str) -> String {
 }
 
 fn line(f: &Finding) -> String {
-    format!("{}: {}[{}] {}", f.location, f.severity(), f.rule.id, f.message)
+    format!(
+        "{}: {}[{}] {}",
+        f.location,
+        f.severity(),
+        f.rule.id,
+        f.message
+    )
 }
 
-pub(super) fn render(report: &LintReport, fail_on: Option<Severity>, out: &mut dyn Write) -> io::Result<()> {
+pub(super) fn render(
+    report: &LintReport,
+    fail_on: Option<Severity>,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     // Test cases keyed by (file, object); objects without findings pass.
     let mut cases: BTreeMap<(String, String), Vec<&Finding>> = BTreeMap::new();
     for (file, object) in &report.objects {
         cases.entry((file.clone(), object.to_string())).or_default();
     }
     for f in report.findings.iter().filter(|f| !f.suppressed) {
-        let name = f.object.as_ref().map_or_else(|| "(file)".to_owned(), ToString::to_string);
-        cases.entry((f.location.file.clone(), name)).or_default().push(f);
+        let name = f
+            .object
+            .as_ref()
+            .map_or_else(|| "(file)".to_owned(), ToString::to_string);
+        cases
+            .entry((f.location.file.clone(), name))
+            .or_default()
+            .push(f);
     }
     let fails = |f: &&Finding| !f.is_input_error() && fail_on.is_some_and(|t| f.severity() >= t);
-    let failures = cases.values().filter(|fs| !fs.iter().any(|f| f.is_input_error()) && fs.iter().any(fails)).count();
-    let errors = cases.values().filter(|fs| fs.iter().any(|f| f.is_input_error())).count();
+    let failures = cases
+        .values()
+        .filter(|fs| !fs.iter().any(|f| f.is_input_error()) && fs.iter().any(fails))
+        .count();
+    let errors = cases
+        .values()
+        .filter(|fs| fs.iter().any(|f| f.is_input_error()))
+        .count();
 
     writeln!(out, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
-    writeln!(out, r#"<testsuites name="agentfleet-lint" tests="{}" failures="{failures}" errors="{errors}">"#, cases.len())?;
-    writeln!(out, r#"  <testsuite name="agentfleet-lint" tests="{}" failures="{failures}" errors="{errors}" skipped="0">"#, cases.len())?;
+    writeln!(
+        out,
+        r#"<testsuites name="agentfleet-lint" tests="{}" failures="{failures}" errors="{errors}">"#,
+        cases.len()
+    )?;
+    writeln!(
+        out,
+        r#"  <testsuite name="agentfleet-lint" tests="{}" failures="{failures}" errors="{errors}" skipped="0">"#,
+        cases.len()
+    )?;
     for ((file, name), findings) in &cases {
-        write!(out, r#"    <testcase classname="{}" name="{}""#, escape(file), escape(name))?;
+        write!(
+            out,
+            r#"    <testcase classname="{}" name="{}""#,
+            escape(file),
+            escape(name)
+        )?;
         if findings.is_empty() {
             writeln!(out, "/>")?;
             continue;
@@ -56,16 +91,41 @@ pub(super) fn render(report: &LintReport, fail_on: Option<Severity>, out: &mut d
         let failing: Vec<&&Finding> = findings.iter().filter(|f| fails(f)).collect();
         if let Some(first) = input.first() {
             let body: Vec<String> = input.iter().map(|f| line(f)).collect();
-            writeln!(out, r#"      <error type="{}" message="{}">{}</error>"#, first.rule.id, escape(&first.message), escape(&body.join("\n")))?;
+            writeln!(
+                out,
+                r#"      <error type="{}" message="{}">{}</error>"#,
+                first.rule.id,
+                escape(&first.message),
+                escape(&body.join("\n"))
+            )?;
         } else if let Some(first) = failing.first() {
             let ids: Vec<&str> = failing.iter().map(|f| f.rule.id).collect();
             let body: Vec<String> = failing.iter().map(|f| line(f)).collect();
-            let message = format!("{} finding(s) at or above {}: {}", failing.len(), fail_on.map_or("", Severity::as_str), first.message);
-            writeln!(out, r#"      <failure type="{}" message="{}">{}</failure>"#, ids.join(","), escape(&message), escape(&body.join("\n")))?;
+            let message = format!(
+                "{} finding(s) at or above {}: {}",
+                failing.len(),
+                fail_on.map_or("", Severity::as_str),
+                first.message
+            );
+            writeln!(
+                out,
+                r#"      <failure type="{}" message="{}">{}</failure>"#,
+                ids.join(","),
+                escape(&message),
+                escape(&body.join("\n"))
+            )?;
         }
-        let rest: Vec<String> = findings.iter().filter(|f| !f.is_input_error() && !fails(f)).map(|f| line(f)).collect();
+        let rest: Vec<String> = findings
+            .iter()
+            .filter(|f| !f.is_input_error() && !fails(f))
+            .map(|f| line(f))
+            .collect();
         if !rest.is_empty() {
-            writeln!(out, "      <system-out>{}</system-out>", escape(&rest.join("\n")))?;
+            writeln!(
+                out,
+                "      <system-out>{}</system-out>",
+                escape(&rest.join("\n"))
+            )?;
         }
         writeln!(out, "    </testcase>")?;
     }

@@ -37,7 +37,11 @@ pub struct Summary {
 
 impl Summary {
     pub fn of(report: &LintReport) -> Summary {
-        let mut s = Summary { files: report.files, objects: report.objects.len(), ..Summary::default() };
+        let mut s = Summary {
+            files: report.files,
+            objects: report.objects.len(),
+            ..Summary::default()
+        };
         for finding in &report.findings {
             if finding.suppressed {
                 s.suppressed += 1;
@@ -58,7 +62,13 @@ impl Summary {
 
 /// Writes `report` in `format`. `fail_on` is the threshold that makes a finding a failure (for
 /// JUnit); `color` is only used by the human format.
-pub fn render(format: Format, report: &LintReport, fail_on: Option<Severity>, color: bool, out: &mut dyn Write) -> io::Result<()> {
+pub fn render(
+    format: Format,
+    report: &LintReport,
+    fail_on: Option<Severity>,
+    color: bool,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     match format {
         Format::Human => human::render(report, color, out),
         Format::Json => json::render(report, out),

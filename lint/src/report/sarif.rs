@@ -27,7 +27,9 @@ pub(crate) fn artifact_uri(file: &str) -> String {
     let mut out = String::with_capacity(path.len());
     for byte in path.bytes() {
         match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => out.push(char::from(byte)),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                out.push(char::from(byte))
+            }
             _ => out.push_str(&format!("%{byte:02X}")),
         }
     }
@@ -111,7 +113,10 @@ mod tests {
 
     #[test]
     fn uris_are_relative_and_encoded() {
-        assert_eq!(artifact_uri("./manifests/base/job.yaml"), "manifests/base/job.yaml");
+        assert_eq!(
+            artifact_uri("./manifests/base/job.yaml"),
+            "manifests/base/job.yaml"
+        );
         assert_eq!(artifact_uri("my dir\\a.yaml"), "my%20dir/a.yaml");
         assert_eq!(artifact_uri("-"), "stdin");
     }

@@ -10,26 +10,45 @@ use crate::yaml::Path;
 
 pub(super) fn check(fleet: &Fleet, sink: &mut Sink) {
     for object in &fleet.objects {
-        let Resource::PodDisruptionBudget(pdb) = &object.resource else { continue };
+        let Resource::PodDisruptionBudget(pdb) = &object.resource else {
+            continue;
+        };
         let Some(spec) = &pdb.spec else { continue };
         let namespace = fleet.namespace_of(object).unwrap_or_default();
         let selected: Vec<Workload<'_>> = match &spec.selector {
-            Some(sel) => fleet.workloads_in(namespace).filter(|w| selector::matches(sel, &w.labels())).collect(),
+            Some(sel) => fleet
+                .workloads_in(namespace)
+                .filter(|w| selector::matches(sel, &w.labels()))
+                .collect(),
             None => Vec::new(),
         };
         let evident = evident_targets(fleet, spec.selector.as_ref());
         if selected.is_empty() {
-            let what = spec.selector.as_ref().map_or_else(|| "no selector (a null selector selects no pods)".to_owned(), |s| format!("selector {}", selector::describe(s)));
+            let what = spec.selector.as_ref().map_or_else(
+                || "no selector (a null selector selects no pods)".to_owned(),
+                |s| format!("selector {}", selector::describe(s)),
+            );
             sink.report(
                 &catalog::PDB_SELECTS_NOTHING,
                 object,
                 &Path::parse("spec.selector"),
-                format!("{what} matches no pod template in namespace {namespace}{}", label_hint(&evident)),
+                format!(
+                    "{what} matches no pod template in namespace {namespace}{}",
+                    label_hint(&evident)
+                ),
             );
         }
 
-        let targets: Vec<&Workload<'_>> = if selected.is_empty() { evident.iter().collect() } else { selected.iter().collect() };
-        let job_targets: Vec<String> = targets.iter().filter(|w| w.controller.runs_jobs()).map(|w| w.describe()).collect();
+        let targets: Vec<&Workload<'_>> = if selected.is_empty() {
+            evident.iter().collect()
+        } else {
+            selected.iter().collect()
+        };
+        let job_targets: Vec<String> = targets
+            .iter()
+            .filter(|w| w.controller.runs_jobs())
+            .map(|w| w.describe())
+            .collect();
         if !job_targets.is_empty() {
             let who = job_targets.join(", ");
             if let Some(max) = &spec.max_unavailable {
@@ -51,15 +70,15 @@ pub(super) fn check(fleet: &Fleet, sink: &mut Sink) {
 
         if let (Some(IntOrString::Int(min)), false) = (&spec.min_available, selected.is_empty()) {
             let counts: Option<Vec<i32>> = selected.iter().map(Workload::pod_count).collect();
-            if let Some(total) = counts.map(|c| c.iter().sum::<i32>()) {
-                if *min >= total {
-                    sink.report(
+            if let Some(total) = counts.map(|c| c.iter().sum::<i32>())
+                && *min >= total
+            {
+                sink.report(
                         &catalog::PDB_MIN_AVAILABLE_UNREACHABLE,
                         object,
                         &Path::parse("spec.minAvailable"),
                         format!("minAvailable {min} but the selected workloads run {total} pod(s): disruptionsAllowed is never positive"),
                     );
-                }
             }
         }
     }
@@ -80,8 +99,13 @@ pub(super) fn evident_targets<'a>(
     fleet: &'a Fleet,
     sel: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
 ) -> Vec<Workload<'a>> {
-    let Some(sel) = sel.filter(|s| !selector::is_empty(s)) else { return Vec::new() };
-    fleet.workloads().filter(|w| !w.object.labels.is_empty() && selector::matches(sel, &w.object.labels)).collect()
+    let Some(sel) = sel.filter(|s| !selector::is_empty(s)) else {
+        return Vec::new();
+    };
+    fleet
+        .workloads()
+        .filter(|w| !w.object.labels.is_empty() && selector::matches(sel, &w.object.labels))
+        .collect()
 }
 
 /// "; Job default/x carries these labels on its own metadata, which pods do not inherit".
@@ -91,7 +115,11 @@ pub(super) fn label_hint(evident: &[Workload<'_>]) -> String {
             "; {} carries the labels on its own metadata, which its pods do not inherit: put them in {}.metadata.labels{}",
             w.describe(),
             w.template_path,
-            if evident.len() > 1 { format!(" (and {} more)", evident.len() - 1) } else { String::new() }
+            if evident.len() > 1 {
+                format!(" (and {} more)", evident.len() - 1)
+            } else {
+                String::new()
+            }
         ),
         None => String::new(),
     }

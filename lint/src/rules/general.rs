@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Sink, catalog, suppressed_ids, IGNORE_ANNOTATION};
+use super::{IGNORE_ANNOTATION, Sink, catalog, suppressed_ids};
 use crate::fleet::Fleet;
 use crate::model::Resource;
 use crate::yaml::Path;
@@ -10,22 +10,38 @@ use crate::yaml::Path;
 pub(super) fn check(fleet: &Fleet, sink: &mut Sink) {
     let mut first_seen = BTreeMap::new();
     for object in &fleet.objects {
-        let key = (object.group().to_owned(), object.kind.clone(), fleet.namespace_of(object).map(str::to_owned), object.name.clone());
+        let key = (
+            object.group().to_owned(),
+            object.kind.clone(),
+            fleet.namespace_of(object).map(str::to_owned),
+            object.name.clone(),
+        );
         if let Some(first) = first_seen.get(&key) {
             sink.report(
                 &catalog::DUPLICATE_OBJECT,
                 object,
                 &Path::parse("metadata.name"),
-                format!("{} is defined twice; the first definition is at {first}", object.object_ref()),
+                format!(
+                    "{} is defined twice; the first definition is at {first}",
+                    object.object_ref()
+                ),
             );
         } else {
             first_seen.insert(key, object.location(&Path::parse("metadata.name")));
         }
     }
 
-    let used_namespaces: Vec<&str> = fleet.objects.iter().filter_map(|o| o.namespace.as_deref()).collect();
+    let used_namespaces: Vec<&str> = fleet
+        .objects
+        .iter()
+        .filter_map(|o| o.namespace.as_deref())
+        .collect();
     if let Some(example) = used_namespaces.first() {
-        for object in fleet.objects.iter().filter(|o| o.namespaced && o.namespace.is_none()) {
+        for object in fleet
+            .objects
+            .iter()
+            .filter(|o| o.namespaced && o.namespace.is_none())
+        {
             sink.report(
                 &catalog::MISSING_NAMESPACE,
                 object,
@@ -54,7 +70,10 @@ pub(super) fn check(fleet: &Fleet, sink: &mut Sink) {
                 &catalog::UNCHECKED_KIND,
                 object,
                 &Path::parse("kind"),
-                format!("{} ({}) is not modelled by agentfleet lint; only its metadata was read", object.kind, object.api_version),
+                format!(
+                    "{} ({}) is not modelled by agentfleet lint; only its metadata was read",
+                    object.kind, object.api_version
+                ),
             );
         }
     }

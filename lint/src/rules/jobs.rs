@@ -18,7 +18,11 @@ pub(super) fn check(fleet: &Fleet, sink: &mut Sink) {
         let spec_path = workload.spec_path();
         let job_path = workload.job_path();
         let (restart, defaulted) = workload.restart_policy();
-        let restart_path = if defaulted { spec_path.clone() } else { spec_path.key("restartPolicy") };
+        let restart_path = if defaulted {
+            spec_path.clone()
+        } else {
+            spec_path.key("restartPolicy")
+        };
 
         match workload.controller {
             Controller::ScaledJob if defaulted => sink.report(
@@ -41,7 +45,11 @@ pub(super) fn check(fleet: &Fleet, sink: &mut Sink) {
         }
 
         if restart != "Never" {
-            let how = if defaulted { format!("{restart} (KEDA's default)") } else { restart.to_owned() };
+            let how = if defaulted {
+                format!("{restart} (KEDA's default)")
+            } else {
+                restart.to_owned()
+            };
             if job.pod_failure_policy.is_some() {
                 sink.report(
                     &catalog::POD_FAILURE_POLICY_NEEDS_NEVER,
@@ -63,14 +71,26 @@ pub(super) fn check(fleet: &Fleet, sink: &mut Sink) {
         let ignores_disruptions = job.pod_failure_policy.as_ref().is_some_and(|p| {
             p.rules.iter().any(|rule| {
                 rule.action == "Ignore"
-                    && rule.on_pod_conditions.iter().flatten().any(|c| c.type_ == "DisruptionTarget" && (c.status.is_empty() || c.status == "True"))
+                    && rule.on_pod_conditions.iter().flatten().any(|c| {
+                        c.type_ == "DisruptionTarget" && (c.status.is_empty() || c.status == "True")
+                    })
             })
         });
         if !ignores_disruptions {
             let backoff = job.backoff_limit.unwrap_or(DEFAULT_BACKOFF_LIMIT);
             let (path, message) = match &job.pod_failure_policy {
-                Some(_) => (job_path.key("podFailurePolicy"), format!("podFailurePolicy has no DisruptionTarget -> Ignore rule: every eviction spends one of backoffLimit {backoff}")),
-                None => (job_path.clone(), format!("no podFailurePolicy: every eviction or preemption spends one of backoffLimit {backoff}")),
+                Some(_) => (
+                    job_path.key("podFailurePolicy"),
+                    format!(
+                        "podFailurePolicy has no DisruptionTarget -> Ignore rule: every eviction spends one of backoffLimit {backoff}"
+                    ),
+                ),
+                None => (
+                    job_path.clone(),
+                    format!(
+                        "no podFailurePolicy: every eviction or preemption spends one of backoffLimit {backoff}"
+                    ),
+                ),
             };
             sink.report(&catalog::DISRUPTION_BURNS_BACKOFF, object, &path, message);
         }
@@ -101,7 +121,11 @@ pub(super) fn check(fleet: &Fleet, sink: &mut Sink) {
         if job.completion_mode.as_deref() != Some("Indexed") {
             for (ci, container) in workload.spec.containers.iter().enumerate() {
                 for (ei, env) in container.env.iter().flatten().enumerate() {
-                    let field = env.value_from.as_ref().and_then(|v| v.field_ref.as_ref()).map(|f| f.field_path.as_str());
+                    let field = env
+                        .value_from
+                        .as_ref()
+                        .and_then(|v| v.field_ref.as_ref())
+                        .map(|f| f.field_path.as_str());
                     if field.is_some_and(|f| f.contains("job-completion-index")) {
                         sink.report(
                             &catalog::COMPLETION_INDEX_NOT_INDEXED,
@@ -122,22 +146,36 @@ pub(super) fn check(fleet: &Fleet, sink: &mut Sink) {
 
 /// ` at the 4Gi limit (request 2Gi)` for the first container with memory settings.
 fn memory_summary(workload: &Workload<'_>) -> String {
-    let resources = workload.spec.containers.iter().find_map(|c| c.resources.as_ref());
-    let get = |which: Option<&std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>| {
-        which.and_then(|m| m.get("memory")).map(|q| q.0.clone())
-    };
+    let resources = workload
+        .spec
+        .containers
+        .iter()
+        .find_map(|c| c.resources.as_ref());
+    let get = |which: Option<
+        &std::collections::BTreeMap<
+            String,
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+        >,
+    >| { which.and_then(|m| m.get("memory")).map(|q| q.0.clone()) };
     let limit = resources.and_then(|r| get(r.limits.as_ref()));
     let request = resources.and_then(|r| get(r.requests.as_ref()));
     match (limit, request) {
-        (Some(l), Some(r)) if l != r => format!(" at the {l} memory limit (request {r}, so the pod is also first in line under node memory pressure)"),
+        (Some(l), Some(r)) if l != r => format!(
+            " at the {l} memory limit (request {r}, so the pod is also first in line under node memory pressure)"
+        ),
         (Some(l), _) => format!(" at the {l} memory limit"),
         (None, _) => " (no memory limit: under node memory pressure)".to_owned(),
     }
 }
 
 fn checkpoint_grace(workload: &Workload<'_>, sink: &mut Sink) {
-    let Some(value) = workload.annotation(CHECKPOINT_ANNOTATION) else { return };
-    let annotation_path = workload.metadata_path().key("annotations").key(CHECKPOINT_ANNOTATION);
+    let Some(value) = workload.annotation(CHECKPOINT_ANNOTATION) else {
+        return;
+    };
+    let annotation_path = workload
+        .metadata_path()
+        .key("annotations")
+        .key(CHECKPOINT_ANNOTATION);
     let Ok(checkpoint) = value.trim().parse::<i64>() else {
         sink.report(
             &catalog::GRACE_SHORTER_THAN_CHECKPOINT,
@@ -150,8 +188,14 @@ fn checkpoint_grace(workload: &Workload<'_>, sink: &mut Sink) {
     let grace = workload.spec.termination_grace_period_seconds;
     if grace.unwrap_or(DEFAULT_GRACE_SECONDS) < checkpoint {
         let (path, grace_text) = match grace {
-            Some(g) => (workload.spec_path().key("terminationGracePeriodSeconds"), format!("terminationGracePeriodSeconds is {g}")),
-            None => (annotation_path, format!("terminationGracePeriodSeconds is unset (default {DEFAULT_GRACE_SECONDS})")),
+            Some(g) => (
+                workload.spec_path().key("terminationGracePeriodSeconds"),
+                format!("terminationGracePeriodSeconds is {g}"),
+            ),
+            None => (
+                annotation_path,
+                format!("terminationGracePeriodSeconds is unset (default {DEFAULT_GRACE_SECONDS})"),
+            ),
         };
         sink.report(
             &catalog::GRACE_SHORTER_THAN_CHECKPOINT,

@@ -50,10 +50,19 @@ pub(crate) struct Sink {
 }
 
 impl Sink {
-    pub(crate) fn report(&mut self, rule: &'static Rule, object: &Object, path: &Path, message: impl Into<String>) {
+    pub(crate) fn report(
+        &mut self,
+        rule: &'static Rule,
+        object: &Object,
+        path: &Path,
+        message: impl Into<String>,
+    ) {
         let message = message.into();
         let location = object.location(path);
-        if !self.seen.insert((rule.id, location.clone(), message.clone())) {
+        if !self
+            .seen
+            .insert((rule.id, location.clone(), message.clone()))
+        {
             return;
         }
         self.findings.push(Finding {

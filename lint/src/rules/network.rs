@@ -13,33 +13,63 @@ use crate::yaml::Path;
 pub(super) fn check(fleet: &Fleet, sink: &mut Sink) {
     let network = Network::new(fleet);
     let endpoints = netpol::endpoints(fleet);
-    let find = |role: Role, port: Port| endpoints.iter().find(|e| e.role == role && e.port.as_ref() == Some(&port)).cloned();
+    let find = |role: Role, port: Port| {
+        endpoints
+            .iter()
+            .find(|e| e.role == role && e.port.as_ref() == Some(&port))
+            .cloned()
+    };
     let dns_udp = find(Role::Dns, Port::udp(53));
     let dns_tcp = find(Role::Dns, Port::tcp(53));
     let outside = endpoints.iter().find(|e| e.role == Role::Outside).cloned();
-    let outside_dns = outside.clone().map(|o| Endpoint { port: Some(Port::udp(53)), ..o });
-    let forbidden: Vec<&Endpoint> = endpoints.iter().filter(|e| matches!(e.role, Role::Outside | Role::ApiServer | Role::OtherNamespace)).collect();
+    let outside_dns = outside.clone().map(|o| Endpoint {
+        port: Some(Port::udp(53)),
+        ..o
+    });
+    let forbidden: Vec<&Endpoint> = endpoints
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.role,
+                Role::Outside | Role::ApiServer | Role::OtherNamespace
+            )
+        })
+        .collect();
 
     for object in &fleet.objects {
-        let Resource::NetworkPolicy(np) = &object.resource else { continue };
+        let Resource::NetworkPolicy(np) = &object.resource else {
+            continue;
+        };
         let Some(spec) = &np.spec else { continue };
         let namespace = fleet.namespace_of(object).unwrap_or_default();
         namespace_selectors(fleet, object, spec, sink);
 
         let selected: Vec<Endpoint> = fleet
             .workloads_in(namespace)
-            .filter(|w| spec.pod_selector.as_ref().is_none_or(|s| selector::matches(s, &w.labels())))
+            .filter(|w| {
+                spec.pod_selector
+                    .as_ref()
+                    .is_none_or(|s| selector::matches(s, &w.labels()))
+            })
             .map(|w| netpol::workload_endpoint(&w))
             .collect();
         let evident = evident_targets(fleet, spec.pod_selector.as_ref());
-        if selected.is_empty() && spec.pod_selector.as_ref().is_some_and(|s| !selector::is_empty(s)) {
+        if selected.is_empty()
+            && spec
+                .pod_selector
+                .as_ref()
+                .is_some_and(|s| !selector::is_empty(s))
+        {
             sink.report(
                 &catalog::NETPOL_SELECTS_NOTHING,
                 object,
                 &Path::parse("spec.podSelector"),
                 format!(
                     "podSelector {} matches no pod template in namespace {namespace}{}",
-                    spec.pod_selector.as_ref().map(selector::describe).unwrap_or_default(),
+                    spec.pod_selector
+                        .as_ref()
+                        .map(selector::describe)
+                        .unwrap_or_default(),
                     label_hint(&evident)
                 ),
             );
@@ -48,12 +78,20 @@ pub(super) fn check(fleet: &Fleet, sink: &mut Sink) {
         // The pods this policy governs: the selected ones, or else a stand-in pod carrying the
         // selector's labels, so that a policy is judged on its own even when it selects nothing.
         let subjects: Vec<Endpoint> = if selected.is_empty() {
-            let role = if evident.iter().any(|w| w.controller.runs_jobs()) { Role::Agent } else { Role::Workload };
+            let role = if evident.iter().any(|w| w.controller.runs_jobs()) {
+                Role::Agent
+            } else {
+                Role::Workload
+            };
             vec![Endpoint {
                 name: format!("pods selected by NetworkPolicy {namespace}/{}", object.name),
                 role,
                 namespace: Some(namespace.to_owned()),
-                labels: spec.pod_selector.as_ref().and_then(|s| s.match_labels.clone()).unwrap_or_default(),
+                labels: spec
+                    .pod_selector
+                    .as_ref()
+                    .and_then(|s| s.match_labels.clone())
+                    .unwrap_or_default(),
                 ip: None,
                 port: None,
                 from_input: false,
@@ -63,56 +101,76 @@ pub(super) fn check(fleet: &Fleet, sink: &mut Sink) {
         };
 
         for subject in &subjects {
-            if !network.isolating(subject, true).iter().any(|p| p.name == object.name && p.namespace == namespace) {
+            if !network
+                .isolating(subject, true)
+                .iter()
+                .any(|p| p.name == object.name && p.namespace == namespace)
+            {
                 continue; // this policy does not govern egress for it
             }
-            let udp = dns_udp.as_ref().is_some_and(|d| network.egress(subject, d).allows());
-            let tcp = dns_tcp.as_ref().is_some_and(|d| network.egress(subject, d).allows());
+            let udp = dns_udp
+                .as_ref()
+                .is_some_and(|d| network.egress(subject, d).allows());
+            let tcp = dns_tcp
+                .as_ref()
+                .is_some_and(|d| network.egress(subject, d).allows());
             match (udp, tcp) {
                 (true, false) => sink.report(
                     &catalog::DNS_UDP_ONLY,
                     object,
                     &Path::parse("spec.egress"),
-                    format!("{} can reach kube-dns on UDP 53 but not TCP 53", subject.name),
+                    format!(
+                        "{} can reach kube-dns on UDP 53 but not TCP 53",
+                        subject.name
+                    ),
                 ),
                 (false, false) => sink.report(
                     &catalog::EGRESS_WITHOUT_DNS,
                     object,
                     &Path::parse("spec.egress"),
-                    format!("{} is egress-isolated and can reach kube-dns on neither UDP nor TCP 53", subject.name),
+                    format!(
+                        "{} is egress-isolated and can reach kube-dns on neither UDP nor TCP 53",
+                        subject.name
+                    ),
                 ),
                 _ => {}
             }
-            if let Some(target) = &outside_dns {
-                if let Verdict::Allowed { policy, rule } = network.egress(subject, target) {
-                    if policy.name == object.name {
-                        sink.report(
+            if let Some(target) = &outside_dns
+                && let Verdict::Allowed { policy, rule } = network.egress(subject, target)
+                && policy.name == object.name
+            {
+                sink.report(
                             &catalog::DNS_EGRESS_ANY_DESTINATION,
                             object,
                             &Path::parse("spec.egress").index(rule),
                             format!("egress rule {rule} allows port 53 to any address, including resolvers outside the cluster"),
                         );
-                    }
-                }
             }
             if subject.role == Role::Agent {
                 for target in &forbidden {
-                    if let Verdict::Allowed { policy, rule } = network.egress(subject, target) {
-                        if policy.name == object.name {
-                            sink.report(
-                                &catalog::AGENT_EGRESS_TOO_WIDE,
-                                object,
-                                &Path::parse("spec.egress").index(rule),
-                                format!("egress rule {rule} lets {} reach {}", subject.name, target.label()),
-                            );
-                        }
+                    if let Verdict::Allowed { policy, rule } = network.egress(subject, target)
+                        && policy.name == object.name
+                    {
+                        sink.report(
+                            &catalog::AGENT_EGRESS_TOO_WIDE,
+                            object,
+                            &Path::parse("spec.egress").index(rule),
+                            format!(
+                                "egress rule {rule} lets {} reach {}",
+                                subject.name,
+                                target.label()
+                            ),
+                        );
                     }
                 }
             }
         }
     }
 
-    let prometheus = endpoints.iter().find(|e| e.role == Role::Prometheus).cloned();
+    let prometheus = endpoints
+        .iter()
+        .find(|e| e.role == Role::Prometheus)
+        .cloned();
     for workload in fleet.workloads() {
         let endpoint = netpol::workload_endpoint(&workload);
         if workload.controller.runs_jobs() && network.isolating(&endpoint, true).is_empty() {
@@ -120,14 +178,32 @@ pub(super) fn check(fleet: &Fleet, sink: &mut Sink) {
                 &catalog::AGENT_NOT_ISOLATED,
                 workload.object,
                 &workload.metadata_path(),
-                format!("no NetworkPolicy selects the pods of {} for egress: they can connect anywhere", workload.describe()),
+                format!(
+                    "no NetworkPolicy selects the pods of {} for egress: they can connect anywhere",
+                    workload.describe()
+                ),
             );
         }
-        let (Some(prometheus), Some("true")) = (&prometheus, workload.annotation("prometheus.io/scrape")) else { continue };
+        let (Some(prometheus), Some("true")) =
+            (&prometheus, workload.annotation("prometheus.io/scrape"))
+        else {
+            continue;
+        };
         let ports = netpol::declared_ports(&workload);
-        let wanted = workload.annotation("prometheus.io/port").and_then(|p| p.parse::<u16>().ok());
-        let Some(port) = ports.iter().find(|p| wanted.is_none_or(|w| p.number == w)).cloned() else { continue };
-        let target = Endpoint { port: Some(port.clone()), ..endpoint };
+        let wanted = workload
+            .annotation("prometheus.io/port")
+            .and_then(|p| p.parse::<u16>().ok());
+        let Some(port) = ports
+            .iter()
+            .find(|p| wanted.is_none_or(|w| p.number == w))
+            .cloned()
+        else {
+            continue;
+        };
+        let target = Endpoint {
+            port: Some(port.clone()),
+            ..endpoint
+        };
         if let Verdict::Denied { policies } = network.ingress(prometheus, &target) {
             let names: Vec<String> = policies.iter().map(ToString::to_string).collect();
             sink.report(
@@ -142,23 +218,44 @@ pub(super) fn check(fleet: &Fleet, sink: &mut Sink) {
 
 /// AF042: namespaceSelectors on labels that no namespace carries.
 fn namespace_selectors(fleet: &Fleet, object: &Object, spec: &NetworkPolicySpec, sink: &mut Sink) {
-    let namespaces: Vec<&Object> = fleet.objects.iter().filter(|o| matches!(o.resource, Resource::Namespace(_))).collect();
+    let namespaces: Vec<&Object> = fleet
+        .objects
+        .iter()
+        .filter(|o| matches!(o.resource, Resource::Namespace(_)))
+        .collect();
     let rules = spec
         .egress
         .iter()
         .flatten()
         .enumerate()
-        .flat_map(|(i, r)| r.to.iter().flatten().enumerate().map(move |(j, p)| (Path::parse("spec.egress").index(i).key("to").index(j), p)))
-        .chain(spec.ingress.iter().flatten().enumerate().flat_map(|(i, r)| {
-            r.from.iter().flatten().enumerate().map(move |(j, p)| (Path::parse("spec.ingress").index(i).key("from").index(j), p))
-        }));
+        .flat_map(|(i, r)| {
+            r.to.iter()
+                .flatten()
+                .enumerate()
+                .map(move |(j, p)| (Path::parse("spec.egress").index(i).key("to").index(j), p))
+        })
+        .chain(
+            spec.ingress
+                .iter()
+                .flatten()
+                .enumerate()
+                .flat_map(|(i, r)| {
+                    r.from.iter().flatten().enumerate().map(move |(j, p)| {
+                        (Path::parse("spec.ingress").index(i).key("from").index(j), p)
+                    })
+                }),
+        );
     for (path, peer) in rules {
-        let Some(sel) = &peer.namespace_selector else { continue };
+        let Some(sel) = &peer.namespace_selector else {
+            continue;
+        };
         for (key, value) in sel.match_labels.iter().flatten() {
             if key == NAMESPACE_NAME_LABEL {
                 continue;
             }
-            let set_by_input = namespaces.iter().any(|ns| ns.labels.get(key) == Some(value));
+            let set_by_input = namespaces
+                .iter()
+                .any(|ns| ns.labels.get(key) == Some(value));
             if !set_by_input {
                 sink.report(
                     &catalog::NAMESPACE_LABEL_UNSET,
@@ -171,10 +268,15 @@ fn namespace_selectors(fleet: &Fleet, object: &Object, spec: &NetworkPolicySpec,
             }
         }
         for (index, expr) in sel.match_expressions.iter().flatten().enumerate() {
-            if expr.key == NAMESPACE_NAME_LABEL || !matches!(expr.operator.as_str(), "In" | "Exists") {
+            if expr.key == NAMESPACE_NAME_LABEL
+                || !matches!(expr.operator.as_str(), "In" | "Exists")
+            {
                 continue;
             }
-            if !namespaces.iter().any(|ns| ns.labels.contains_key(&expr.key)) {
+            if !namespaces
+                .iter()
+                .any(|ns| ns.labels.contains_key(&expr.key))
+            {
                 sink.report(
                     &catalog::NAMESPACE_LABEL_UNSET,
                     object,

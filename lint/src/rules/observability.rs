@@ -10,7 +10,8 @@ const PREFIX: &str = "prometheus.io/";
 pub(super) fn check(fleet: &Fleet, sink: &mut Sink) {
     for workload in fleet.workloads() {
         let object = workload.object;
-        let on_workload = workload.controller != Controller::Pod && object.annotations.keys().any(|k| k.starts_with(PREFIX));
+        let on_workload = workload.controller != Controller::Pod
+            && object.annotations.keys().any(|k| k.starts_with(PREFIX));
         if on_workload {
             for key in object.annotations.keys().filter(|k| k.starts_with(PREFIX)) {
                 sink.report(
@@ -20,10 +21,21 @@ pub(super) fn check(fleet: &Fleet, sink: &mut Sink) {
                     format!("{key} is on the {} itself; pods only get {}.metadata.annotations, so Prometheus never sees it", object.kind, workload.template_path),
                 );
             }
-            port_check(&workload, object.annotations.get("prometheus.io/port").map(String::as_str), Path::parse("metadata.annotations").key("prometheus.io/port"), sink);
+            port_check(
+                &workload,
+                object
+                    .annotations
+                    .get("prometheus.io/port")
+                    .map(String::as_str),
+                Path::parse("metadata.annotations").key("prometheus.io/port"),
+                sink,
+            );
         }
         let template_port = workload.annotation("prometheus.io/port");
-        let template_path = workload.metadata_path().key("annotations").key("prometheus.io/port");
+        let template_path = workload
+            .metadata_path()
+            .key("annotations")
+            .key("prometheus.io/port");
         if template_port.is_some() || workload.annotation("prometheus.io/scrape") == Some("true") {
             port_check(&workload, template_port, template_path, sink);
         }
@@ -32,7 +44,15 @@ pub(super) fn check(fleet: &Fleet, sink: &mut Sink) {
 
 fn port_check(workload: &Workload<'_>, port: Option<&str>, path: Path, sink: &mut Sink) {
     let declared = declared_ports(workload);
-    let list = if declared.is_empty() { "none".to_owned() } else { declared.iter().map(|p| p.number.to_string()).collect::<Vec<_>>().join(", ") };
+    let list = if declared.is_empty() {
+        "none".to_owned()
+    } else {
+        declared
+            .iter()
+            .map(|p| p.number.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     match port {
         Some(value) => match value.trim().parse::<u16>() {
             Ok(number) if declared.iter().any(|p| p.number == number) => {}

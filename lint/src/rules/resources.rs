@@ -30,12 +30,26 @@ pub(super) fn check(fleet: &Fleet, sink: &mut Sink) {
             })
             .flat_map(|spec| spec.limits.iter())
             .collect();
-        let container_ranges: Vec<&LimitRangeItem> = ranges.iter().copied().filter(|r| r.type_ == "Container").collect();
+        let container_ranges: Vec<&LimitRangeItem> = ranges
+            .iter()
+            .copied()
+            .filter(|r| r.type_ == "Container")
+            .collect();
         let mut pod_totals = Effective::default();
-        let groups: [(&str, &[Container]); 2] = [("containers", &workload.spec.containers), ("initContainers", workload.spec.init_containers.as_deref().unwrap_or_default())];
+        let groups: [(&str, &[Container]); 2] = [
+            ("containers", &workload.spec.containers),
+            (
+                "initContainers",
+                workload.spec.init_containers.as_deref().unwrap_or_default(),
+            ),
+        ];
         for (field, containers) in groups {
             for (index, container) in containers.iter().enumerate() {
-                let path = workload.spec_path().key(field).index(index).key("resources");
+                let path = workload
+                    .spec_path()
+                    .key(field)
+                    .index(index)
+                    .key("resources");
                 let effective = effective(container, &container_ranges);
                 if field == "containers" {
                     for (k, v) in &effective.requests {
@@ -45,17 +59,34 @@ pub(super) fn check(fleet: &Fleet, sink: &mut Sink) {
                         *pod_totals.limits.entry(k.clone()).or_default() += v;
                     }
                 }
-                check_container(&workload, container, &effective, &container_ranges, &path, sink);
+                check_container(
+                    &workload,
+                    container,
+                    &effective,
+                    &container_ranges,
+                    &path,
+                    sink,
+                );
             }
         }
         for range in ranges.iter().filter(|r| r.type_ == "Pod") {
-            bounds(&workload, "the pod (all containers)", &pod_totals, range, &workload.spec_path(), sink);
+            bounds(
+                &workload,
+                "the pod (all containers)",
+                &pod_totals,
+                range,
+                &workload.spec_path(),
+                sink,
+            );
         }
     }
 }
 
 fn numbers(q: Option<&Quantities>) -> BTreeMap<String, f64> {
-    q.into_iter().flatten().filter_map(|(k, v)| quantity::parse(&v.0).map(|n| (k.clone(), n))).collect()
+    q.into_iter()
+        .flatten()
+        .filter_map(|(k, v)| quantity::parse(&v.0).map(|n| (k.clone(), n)))
+        .collect()
 }
 
 /// Applies LimitRange defaults the way the admission plugin does: a missing limit takes
@@ -65,7 +96,10 @@ fn effective(container: &Container, ranges: &[&LimitRangeItem]) -> Effective {
     let resources = container.resources.as_ref();
     let own_requests = numbers(resources.and_then(|r| r.requests.as_ref()));
     let own_limits = numbers(resources.and_then(|r| r.limits.as_ref()));
-    let mut out = Effective { requests: own_requests, limits: own_limits.clone() };
+    let mut out = Effective {
+        requests: own_requests,
+        limits: own_limits.clone(),
+    };
     for range in ranges {
         for (k, v) in numbers(range.default.as_ref()) {
             out.limits.entry(k).or_insert(v);
@@ -82,9 +116,20 @@ fn effective(container: &Container, ranges: &[&LimitRangeItem]) -> Effective {
     out
 }
 
-fn check_container(workload: &Workload<'_>, container: &Container, effective: &Effective, ranges: &[&LimitRangeItem], path: &Path, sink: &mut Sink) {
+fn check_container(
+    workload: &Workload<'_>,
+    container: &Container,
+    effective: &Effective,
+    ranges: &[&LimitRangeItem],
+    path: &Path,
+    sink: &mut Sink,
+) {
     let mut missing = Vec::new();
-    for (set, key, what) in [(&effective.requests, "cpu", "requests.cpu"), (&effective.requests, "memory", "requests.memory"), (&effective.limits, "memory", "limits.memory")] {
+    for (set, key, what) in [
+        (&effective.requests, "cpu", "requests.cpu"),
+        (&effective.requests, "memory", "requests.memory"),
+        (&effective.limits, "memory", "limits.memory"),
+    ] {
         if !set.contains_key(key) {
             missing.push(what);
         }
@@ -94,35 +139,64 @@ fn check_container(workload: &Workload<'_>, container: &Container, effective: &E
             &catalog::MISSING_RESOURCES,
             workload.object,
             path,
-            format!("container {} has no {} (and no LimitRange default in namespace {} fills it)", container.name, missing.join(", "), workload.namespace),
+            format!(
+                "container {} has no {} (and no LimitRange default in namespace {} fills it)",
+                container.name,
+                missing.join(", "),
+                workload.namespace
+            ),
         );
     }
     for (resource, request) in &effective.requests {
-        if let Some(limit) = effective.limits.get(resource) {
-            if request > limit {
-                sink.report(
-                    &catalog::REQUEST_EXCEEDS_LIMIT,
-                    workload.object,
-                    &path.key("requests").key(resource),
-                    format!("container {}: {resource} request {} is greater than its limit {}", container.name, human(resource, *request), human(resource, *limit)),
-                );
-            }
+        if let Some(limit) = effective.limits.get(resource)
+            && request > limit
+        {
+            sink.report(
+                &catalog::REQUEST_EXCEEDS_LIMIT,
+                workload.object,
+                &path.key("requests").key(resource),
+                format!(
+                    "container {}: {resource} request {} is greater than its limit {}",
+                    container.name,
+                    human(resource, *request),
+                    human(resource, *limit)
+                ),
+            );
         }
     }
     for range in ranges {
-        bounds(workload, &format!("container {}", container.name), effective, range, path, sink);
+        bounds(
+            workload,
+            &format!("container {}", container.name),
+            effective,
+            range,
+            path,
+            sink,
+        );
     }
 }
 
 /// AF051/AF052 for one LimitRange item against one container (or the pod's sums).
-fn bounds(workload: &Workload<'_>, who: &str, effective: &Effective, range: &LimitRangeItem, path: &Path, sink: &mut Sink) {
+fn bounds(
+    workload: &Workload<'_>,
+    who: &str,
+    effective: &Effective,
+    range: &LimitRangeItem,
+    path: &Path,
+    sink: &mut Sink,
+) {
     for (resource, max) in numbers(range.max.as_ref()) {
         if let Some(limit) = effective.limits.get(&resource).filter(|l| **l > max) {
             sink.report(
                 &catalog::LIMIT_RANGE_VIOLATION,
                 workload.object,
                 &path.key("limits").key(&resource),
-                format!("{who}: {resource} limit {} is above the LimitRange max {} in namespace {}", human(&resource, *limit), human(&resource, max), workload.namespace),
+                format!(
+                    "{who}: {resource} limit {} is above the LimitRange max {} in namespace {}",
+                    human(&resource, *limit),
+                    human(&resource, max),
+                    workload.namespace
+                ),
             );
         }
     }
@@ -132,12 +206,22 @@ fn bounds(workload: &Workload<'_>, who: &str, effective: &Effective, range: &Lim
                 &catalog::LIMIT_RANGE_VIOLATION,
                 workload.object,
                 &path.key("requests").key(&resource),
-                format!("{who}: {resource} request {} is below the LimitRange min {} in namespace {}", human(&resource, *request), human(&resource, min), workload.namespace),
+                format!(
+                    "{who}: {resource} request {} is below the LimitRange min {} in namespace {}",
+                    human(&resource, *request),
+                    human(&resource, min),
+                    workload.namespace
+                ),
             );
         }
     }
     for (resource, max_ratio) in numbers(range.max_limit_request_ratio.as_ref()) {
-        let (Some(limit), Some(request)) = (effective.limits.get(&resource), effective.requests.get(&resource)) else { continue };
+        let (Some(limit), Some(request)) = (
+            effective.limits.get(&resource),
+            effective.requests.get(&resource),
+        ) else {
+            continue;
+        };
         if let Some(ratio) = quantity::ratio(*limit, *request).filter(|r| *r > max_ratio + 1e-9) {
             sink.report(
                 &catalog::LIMIT_REQUEST_RATIO,
@@ -154,7 +238,11 @@ fn human(resource: &str, value: f64) -> String {
     const GI: f64 = 1024.0 * 1024.0 * 1024.0;
     const MI: f64 = 1024.0 * 1024.0;
     if resource == "cpu" {
-        if value.fract() == 0.0 { format!("{value}") } else { format!("{}m", (value * 1000.0).round()) }
+        if value.fract() == 0.0 {
+            format!("{value}")
+        } else {
+            format!("{}m", (value * 1000.0).round())
+        }
     } else if value >= GI && (value / GI).fract() == 0.0 {
         format!("{}Gi", value / GI)
     } else if value >= MI {

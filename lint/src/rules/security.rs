@@ -12,13 +12,28 @@ pub(super) fn check(fleet: &Fleet, sink: &mut Sink) {
         let spec = workload.spec;
         let pod_sc = spec.security_context.as_ref();
         let spec_path = workload.spec_path();
-        for (field, enabled) in [("hostNetwork", spec.host_network), ("hostPID", spec.host_pid), ("hostIPC", spec.host_ipc)] {
+        for (field, enabled) in [
+            ("hostNetwork", spec.host_network),
+            ("hostPID", spec.host_pid),
+            ("hostIPC", spec.host_ipc),
+        ] {
             if enabled == Some(true) {
-                sink.report(&catalog::PRIVILEGED, workload.object, &spec_path.key(field), format!("{field}: true shares the node's namespace with the pod"));
+                sink.report(
+                    &catalog::PRIVILEGED,
+                    workload.object,
+                    &spec_path.key(field),
+                    format!("{field}: true shares the node's namespace with the pod"),
+                );
             }
         }
         token_automount(fleet, &workload, sink);
-        let groups: [(&str, &[Container]); 2] = [("containers", &spec.containers), ("initContainers", spec.init_containers.as_deref().unwrap_or_default())];
+        let groups: [(&str, &[Container]); 2] = [
+            ("containers", &spec.containers),
+            (
+                "initContainers",
+                spec.init_containers.as_deref().unwrap_or_default(),
+            ),
+        ];
         for (field, containers) in groups {
             for (index, container) in containers.iter().enumerate() {
                 let path = spec_path.key(field).index(index);
@@ -28,40 +43,90 @@ pub(super) fn check(fleet: &Fleet, sink: &mut Sink) {
     }
 }
 
-fn container_checks(workload: &Workload<'_>, container: &Container, pod_sc: Option<&PodSecurityContext>, path: &Path, sink: &mut Sink) {
+fn container_checks(
+    workload: &Workload<'_>,
+    container: &Container,
+    pod_sc: Option<&PodSecurityContext>,
+    path: &Path,
+    sink: &mut Sink,
+) {
     let sc: Option<&SecurityContext> = container.security_context.as_ref();
     let sc_path = path.key("securityContext");
     let name = &container.name;
     let object = workload.object;
 
-    let non_root = sc.and_then(|s| s.run_as_non_root).or(pod_sc.and_then(|p| p.run_as_non_root)) == Some(true)
-        || sc.and_then(|s| s.run_as_user).or(pod_sc.and_then(|p| p.run_as_user)).is_some_and(|uid| uid > 0);
+    let non_root = sc
+        .and_then(|s| s.run_as_non_root)
+        .or(pod_sc.and_then(|p| p.run_as_non_root))
+        == Some(true)
+        || sc
+            .and_then(|s| s.run_as_user)
+            .or(pod_sc.and_then(|p| p.run_as_user))
+            .is_some_and(|uid| uid > 0);
     if !non_root {
         sink.report(&catalog::RUN_AS_ROOT, object, &sc_path, format!("container {name} sets neither runAsNonRoot: true nor a non-zero runAsUser (pod or container)"));
     }
     if sc.and_then(|s| s.read_only_root_filesystem) != Some(true) {
-        sink.report(&catalog::WRITABLE_ROOT_FS, object, &sc_path, format!("container {name} does not set readOnlyRootFilesystem: true"));
+        sink.report(
+            &catalog::WRITABLE_ROOT_FS,
+            object,
+            &sc_path,
+            format!("container {name} does not set readOnlyRootFilesystem: true"),
+        );
     }
     if sc.and_then(|s| s.allow_privilege_escalation) != Some(false) {
-        sink.report(&catalog::PRIVILEGE_ESCALATION, object, &sc_path, format!("container {name} does not set allowPrivilegeEscalation: false"));
+        sink.report(
+            &catalog::PRIVILEGE_ESCALATION,
+            object,
+            &sc_path,
+            format!("container {name} does not set allowPrivilegeEscalation: false"),
+        );
     }
-    let drops_all = sc.and_then(|s| s.capabilities.as_ref()).and_then(|c| c.drop.as_ref()).is_some_and(|d| d.iter().any(|c| c == "ALL"));
+    let drops_all = sc
+        .and_then(|s| s.capabilities.as_ref())
+        .and_then(|c| c.drop.as_ref())
+        .is_some_and(|d| d.iter().any(|c| c == "ALL"));
     if !drops_all {
-        sink.report(&catalog::CAPABILITIES_NOT_DROPPED, object, &sc_path, format!("container {name} does not drop ALL capabilities"));
+        sink.report(
+            &catalog::CAPABILITIES_NOT_DROPPED,
+            object,
+            &sc_path,
+            format!("container {name} does not drop ALL capabilities"),
+        );
     }
-    let seccomp = sc.and_then(|s| s.seccomp_profile.as_ref()).or(pod_sc.and_then(|p| p.seccomp_profile.as_ref()));
+    let seccomp = sc
+        .and_then(|s| s.seccomp_profile.as_ref())
+        .or(pod_sc.and_then(|p| p.seccomp_profile.as_ref()));
     if !seccomp.is_some_and(|p| p.type_ == "RuntimeDefault" || p.type_ == "Localhost") {
-        let what = seccomp.map_or_else(|| "no seccomp profile".to_owned(), |p| format!("seccomp profile {}", p.type_));
-        sink.report(&catalog::NO_SECCOMP, object, &sc_path, format!("container {name} runs with {what}"));
+        let what = seccomp.map_or_else(
+            || "no seccomp profile".to_owned(),
+            |p| format!("seccomp profile {}", p.type_),
+        );
+        sink.report(
+            &catalog::NO_SECCOMP,
+            object,
+            &sc_path,
+            format!("container {name} runs with {what}"),
+        );
     }
     if sc.and_then(|s| s.privileged) == Some(true) {
-        sink.report(&catalog::PRIVILEGED, object, &sc_path.key("privileged"), format!("container {name} is privileged"));
+        sink.report(
+            &catalog::PRIVILEGED,
+            object,
+            &sc_path.key("privileged"),
+            format!("container {name} is privileged"),
+        );
     }
     match container.image.as_deref() {
         None => {}
         Some(image) => {
             if let Some(problem) = image_tag_problem(image) {
-                sink.report(&catalog::IMAGE_TAG, object, &path.key("image"), format!("container {name}: image {image} {problem}"));
+                sink.report(
+                    &catalog::IMAGE_TAG,
+                    object,
+                    &path.key("image"),
+                    format!("container {name}: image {image} {problem}"),
+                );
             }
         }
     }
@@ -89,15 +154,25 @@ fn token_automount(fleet: &Fleet, workload: &Workload<'_>, sink: &mut Sink) {
                 &catalog::SA_TOKEN_AUTOMOUNT,
                 workload.object,
                 &workload.spec_path().key("automountServiceAccountToken"),
-                format!("{} mounts its service account token explicitly", workload.describe()),
+                format!(
+                    "{} mounts its service account token explicitly",
+                    workload.describe()
+                ),
             );
             return;
         }
         None => {}
     }
-    let account = workload.spec.service_account_name.as_deref().unwrap_or("default");
+    let account = workload
+        .spec
+        .service_account_name
+        .as_deref()
+        .unwrap_or("default");
     let account_opts_out = fleet.named(account).any(|o| match &o.resource {
-        Resource::ServiceAccount(sa) => fleet.namespace_of(o) == Some(workload.namespace) && sa.automount_service_account_token == Some(false),
+        Resource::ServiceAccount(sa) => {
+            fleet.namespace_of(o) == Some(workload.namespace)
+                && sa.automount_service_account_token == Some(false)
+        }
         _ => false,
     });
     if !account_opts_out {
@@ -119,7 +194,10 @@ mod tests {
         assert_eq!(image_tag_problem("your-registry/ai-agent:1.4.2"), None);
         assert_eq!(image_tag_problem("localhost:5000/agent:0.1"), None);
         assert_eq!(image_tag_problem("agent@sha256:abc"), None);
-        assert!(image_tag_problem("localhost:5000/agent").is_some(), "the port is not a tag");
+        assert!(
+            image_tag_problem("localhost:5000/agent").is_some(),
+            "the port is not a tag"
+        );
         assert!(image_tag_problem("agent:latest").is_some());
         assert!(image_tag_problem("agent").is_some());
     }

@@ -7,9 +7,16 @@ use crate::yaml::Path;
 
 pub(super) fn check(fleet: &Fleet, sink: &mut Sink) {
     for object in &fleet.objects {
-        let Resource::PersistentVolumeClaim(pvc) = &object.resource else { continue };
+        let Resource::PersistentVolumeClaim(pvc) = &object.resource else {
+            continue;
+        };
         let Some(spec) = &pvc.spec else { continue };
-        if !spec.access_modes.iter().flatten().any(|m| m == "ReadWriteMany") {
+        if !spec
+            .access_modes
+            .iter()
+            .flatten()
+            .any(|m| m == "ReadWriteMany")
+        {
             continue;
         }
         match spec.storage_class_name.as_deref() {

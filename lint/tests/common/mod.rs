@@ -8,7 +8,10 @@ use agentfleet_lint::{LintReport, lint, source};
 
 /// The workspace root (fixtures/ and manifests/ live there).
 pub fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("lint/ has a parent").to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("lint/ has a parent")
+        .to_path_buf()
 }
 
 /// A path under the workspace root, as a string for the linter's inputs.
@@ -22,12 +25,23 @@ pub fn lint_paths(paths: &[String]) -> LintReport {
 }
 
 pub fn lint_text(name: &str, text: &str) -> LintReport {
-    lint(&[Source { name: name.into(), text: SourceText::Text(text.into()) }], "default")
+    lint(
+        &[Source {
+            name: name.into(),
+            text: SourceText::Text(text.into()),
+        }],
+        "default",
+    )
 }
 
 /// Rule IDs of the findings that count (not suppressed), sorted and de-duplicated.
 pub fn fired(report: &LintReport) -> Vec<&'static str> {
-    let mut ids: Vec<_> = report.findings.iter().filter(|f| !f.suppressed).map(|f| f.rule.id).collect();
+    let mut ids: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| !f.suppressed)
+        .map(|f| f.rule.id)
+        .collect();
     ids.sort_unstable();
     ids.dedup();
     ids
@@ -35,5 +49,17 @@ pub fn fired(report: &LintReport) -> Vec<&'static str> {
 
 /// Every finding, one per line, for assertion messages.
 pub fn dump(report: &LintReport) -> String {
-    report.findings.iter().map(|f| format!("{} {}[{}] {}\n", f.location, f.severity(), f.rule.id, f.message)).collect()
+    report
+        .findings
+        .iter()
+        .map(|f| {
+            format!(
+                "{} {}[{}] {}\n",
+                f.location,
+                f.severity(),
+                f.rule.id,
+                f.message
+            )
+        })
+        .collect()
 }
