@@ -2,14 +2,16 @@
 
 use anyhow::Result;
 
+use crate::images::{self, ImagesArgs};
 use crate::process::{cmd, exec};
 use crate::progress::Progress;
 use crate::project_root;
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// Which benchmark: `lint` (parse + lint a generated corpus of 10,000 manifests).
-    #[arg(value_parser = ["lint"], default_value = "lint")]
+    /// Which benchmark: `lint` (parse + lint a generated corpus of 10,000 manifests), `agent`
+    /// (the reference agent's image size, start-up time, idle RSS and tasks/s; needs Docker).
+    #[arg(value_parser = ["lint", "agent"], default_value = "lint")]
     which: String,
 }
 
@@ -20,6 +22,14 @@ pub fn run(args: &BenchArgs, progress: &Progress) -> Result<()> {
             c.current_dir(project_root());
             exec(c)
         }),
+        "agent" => {
+            images::run(&ImagesArgs::all(), progress)?;
+            progress.step("reference agent figures (real image, real broker)", || {
+                let mut c = cmd("cargo", ["bench", "--locked", "-p", "agentfleet-suites", "--bench", "agent"]);
+                c.current_dir(project_root());
+                exec(c)
+            })
+        }
         other => unreachable!("clap only accepts known benchmarks, got {other}"),
     }
 }

@@ -48,6 +48,8 @@ enum Recipe {
     StaticBinary { package: &'static str, bin: &'static str },
     /// An upstream image when pullable, else Debian's package on the debootstrap base.
     Platform { fallback_dockerfile: &'static str },
+    /// The agent image plus a Dockerfile of settings: conformance fixtures that break a clause.
+    OnAgent,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -88,6 +90,10 @@ const IMAGES: &[Image] = &[
     Image { name: "gateway", tag: VERSION, recipe: Recipe::StaticBinary { package: "agentfleet-gateway", bin: "gateway" } },
     Image { name: "rabbitmq", tag: "3.10.8", recipe: Recipe::Platform { fallback_dockerfile: RABBITMQ_FALLBACK } },
     Image { name: "prometheus", tag: "2.42.0", recipe: Recipe::Platform { fallback_dockerfile: PROMETHEUS_FALLBACK } },
+    Image { name: "conform-exit-zero-on-sigterm", tag: VERSION, recipe: Recipe::OnAgent },
+    Image { name: "conform-checkpoint-only-on-sigterm", tag: VERSION, recipe: Recipe::OnAgent },
+    Image { name: "conform-no-metrics", tag: VERSION, recipe: Recipe::OnAgent },
+    Image { name: "conform-retry-without-backoff", tag: VERSION, recipe: Recipe::OnAgent },
 ];
 
 /// The reference (`agentfleet/NAME:TAG`) of one image.
@@ -120,7 +126,7 @@ pub fn run(args: &ImagesArgs, progress: &Progress) -> Result<()> {
         .iter()
         .filter_map(|i| match i.recipe {
             Recipe::StaticBinary { package, bin } => Some((package, bin)),
-            Recipe::Platform { .. } => None,
+            Recipe::Platform { .. } | Recipe::OnAgent => None,
         })
         .collect();
     if !statics.is_empty() {
@@ -135,6 +141,7 @@ pub fn run(args: &ImagesArgs, progress: &Progress) -> Result<()> {
         }
         progress.step(&format!("build {}", image.reference()), || match image.recipe {
             Recipe::StaticBinary { .. } => docker_build(&context, &image.reference(), &hash, None),
+            Recipe::OnAgent => docker_build(&context, &image.reference(), &hash, None),
             Recipe::Platform { fallback_dockerfile } => {
                 build_platform(image, &context, &hash, fallback_dockerfile, args.offline, progress)
             }
@@ -184,6 +191,16 @@ fn stage_context(image: &Image) -> Result<PathBuf> {
     for entry in fs::read_dir(&source).with_context(|| format!("reading {}", source.display()))? {
         let entry = entry?;
         fs::copy(entry.path(), dir.join(entry.file_name()))?;
+    }
+    if let Recipe::OnAgent = image.recipe {
+        // The agent's image id is part of the context, so a rebuilt agent rebuilds its fixtures.
+        let agent = reference("agent");
+        let id = output(cmd("docker", ["image", "inspect", "--format", "{{.Id}}", &agent]))
+            .with_context(|| format!("{agent} must be built before the conformance fixtures on it"))?;
+        fs::write(dir.join("agent-image-id"), id.trim())?;
+        let dockerfile = dir.join("Dockerfile");
+        let text = fs::read_to_string(&dockerfile)?;
+        fs::write(&dockerfile, text.replace("ARG AGENT_IMAGE=agentfleet/agent:0.1.0", &format!("ARG AGENT_IMAGE={agent}")))?;
     }
     if let Recipe::StaticBinary { bin, .. } = image.recipe {
         let binary = project_root().join("target").join(MUSL_TARGET).join("release").join(bin);
