@@ -7,8 +7,9 @@
 //! [`Scope::teardown`] did not. Set `AGENTFLEET_KEEP=1` to keep a failed test's containers for
 //! inspection (remove them later with [`sweep`](crate::sweep::sweep)).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::hash::{BuildHasher, RandomState};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bollard::models::{NetworkConnectRequest, NetworkCreateRequest, VolumeCreateRequest};
@@ -48,6 +49,7 @@ impl Scope {
             id,
             torn_down: AtomicBool::new(false),
         };
+        live_scopes().insert(scope.id.clone());
         scope.create_network(&scope.agents_network, true).await?;
         scope.create_network(&scope.edge_network, false).await?;
         Ok(scope)
@@ -94,6 +96,14 @@ impl Scope {
             .await
             .map_err(DockerError::api("create network", name))?;
         Ok(())
+    }
+
+    /// Creates a further bridge network `<scope id>-<suffix>` (e.g. a network no agent joins, to
+    /// host a target that must be unreachable) and returns its name.
+    pub async fn create_extra_network(&self, suffix: &str) -> Result<String, DockerError> {
+        let name = self.name(suffix);
+        self.create_network(&name, false).await?;
+        Ok(name)
     }
 
     /// Creates a named volume `<scope id>-<suffix>` and returns its name.
@@ -172,6 +182,7 @@ impl Scope {
     /// Removes everything of this scope now and reports what was removed.
     pub async fn teardown(self) -> Result<Swept, DockerError> {
         self.torn_down.store(true, Ordering::SeqCst);
+        live_scopes().remove(&self.id);
         if keep_requested() {
             eprintln!(
                 "{KEEP_ENV} is set: keeping the Docker objects of scope {}",
@@ -191,6 +202,7 @@ impl Drop for Scope {
         if self.torn_down.swap(true, Ordering::SeqCst) {
             return;
         }
+        live_scopes().remove(&self.id);
         let id = self.id.clone();
         let panicking = std::thread::panicking();
         let keep = keep_requested();
@@ -257,6 +269,44 @@ async fn print_container_logs(engine: &Engine, scope_id: &str) {
             tail(&logs, PANIC_LOG_LINES)
         );
     }
+}
+
+/// Ids of the scopes of this process that are not torn down yet: what Ctrl-C must remove, since
+/// `std::process::exit` runs no destructors.
+fn live_scopes() -> std::sync::MutexGuard<'static, BTreeSet<String>> {
+    static LIVE: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    LIVE.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Exit status after an interrupt (128 + SIGINT), as shells report it.
+pub const INTERRUPTED_EXIT_CODE: i32 = 130;
+
+/// Installs the Ctrl-C path: on SIGINT, every live scope of this process is swept (unless
+/// [`KEEP_ENV`] is set) and the process exits with [`INTERRUPTED_EXIT_CODE`]. Call it once, early,
+/// from binaries inside a Tokio runtime; tests need not (a killed test process is cleaned up by
+/// `agentfleet sweep`).
+pub fn teardown_on_ctrl_c() -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            eprintln!("cannot listen for Ctrl-C: scopes will not be removed on interrupt");
+            return;
+        }
+        let ids: Vec<String> = live_scopes().iter().cloned().collect();
+        eprintln!("interrupted: removing {} scope(s): {}", ids.len(), ids.join(", "));
+        if !keep_requested() && !ids.is_empty() {
+            match Engine::connect().await {
+                Ok(engine) => {
+                    for id in ids {
+                        if let Err(e) = sweep(&engine, &Sweep::Scope(id.clone())).await {
+                            eprintln!("scope {id}: teardown incomplete, run a sweep later: {e}");
+                        }
+                    }
+                }
+                Err(e) => eprintln!("interrupted, but Docker is unreachable for teardown: {e}"),
+            }
+        }
+        std::process::exit(INTERRUPTED_EXIT_CODE);
+    })
 }
 
 fn keep_requested() -> bool {

@@ -2,6 +2,7 @@
 //! gateway simulator, each with its host-side client.
 
 pub mod gateway;
+pub mod prometheus;
 pub mod rabbitmq;
 
 use std::time::Duration;

@@ -158,6 +158,35 @@ pub struct Management {
 }
 
 impl Management {
+    /// Creates (or updates) a user with full permissions on the default vhost: the credentials
+    /// the manifests' example Secret gives the agents, so the Docker runtime can use the Secret
+    /// as it is instead of swapping in the harness' own credentials.
+    pub async fn add_user(&self, user: &str, password: &str) -> Result<(), ServiceError> {
+        let user_path = format!("/api/users/{}", percent_encode(user));
+        self.put(&user_path, &serde_json::json!({ "password": password, "tags": "" })).await?;
+        let permissions = format!("/api/permissions/%2F/{}", percent_encode(user));
+        self.put(&permissions, &serde_json::json!({ "configure": ".*", "write": ".*", "read": ".*" }))
+            .await
+    }
+
+    async fn put(&self, path: &str, body: &serde_json::Value) -> Result<(), ServiceError> {
+        let url = format!("{}{path}", self.base);
+        let response = self
+            .http
+            .put(&url)
+            .basic_auth(USER, Some(PASSWORD))
+            .json(body)
+            .send()
+            .await
+            .map_err(|source| ServiceError::Http { service: "RabbitMQ management", method: "PUT", url: url.clone(), source })?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            return Err(ServiceError::Status { service: "RabbitMQ management", method: "PUT", url, status: status.as_u16(), body });
+        }
+        Ok(())
+    }
+
     pub async fn queue_stats(&self, queue: &str) -> Result<QueueStats, ServiceError> {
         let url = format!("{}/api/queues/%2F/{queue}", self.base);
         let http_error = |source| ServiceError::Http {
@@ -186,4 +215,14 @@ impl Management {
         }
         response.json().await.map_err(http_error)
     }
+}
+
+/// Percent-encodes everything but unreserved characters (for a user name in a URL path).
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -1,0 +1,204 @@
+//! Evictions and PodDisruptionBudgets for Job pods.
+//!
+//! Two claims are checked on a live cluster:
+//! 1. The PDB admits exactly the budgeted evictions and refuses the next one with 429. For Job
+//!    pods only an integer `minAvailable` works: Jobs have no scale subresource, so with
+//!    `maxUnavailable` or a percentage the disruption controller sets `disruptionsAllowed=0`
+//!    and every eviction is refused (the article's PDB bug).
+//! 2. An eviction does not consume the Job's `backoffLimit`: with `restartPolicy: Never` and a
+//!    `podFailurePolicy` rule `DisruptionTarget -> Ignore`, `status.failed` stays put, and the
+//!    evicted pods carry the `DisruptionTarget` condition that rule matches.
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::Api;
+use serde::Serialize;
+
+use super::Verdict;
+use crate::fleet::{EvictOutcome, Fleet, FleetError};
+
+/// How many evictions a PDB allows for `healthy` Job pods (see the module doc).
+pub fn budgeted_evictions(pdb: &PodDisruptionBudget, healthy: u32) -> u32 {
+    let Some(spec) = pdb.spec.as_ref() else { return 0 };
+    if spec.max_unavailable.is_some() {
+        return 0;
+    }
+    match &spec.min_available {
+        Some(IntOrString::Int(min)) => healthy.saturating_sub(u32::try_from(*min).unwrap_or(0)),
+        // Percentages need the controller's scale; Jobs have none.
+        Some(IntOrString::String(_)) => 0,
+        None => 0,
+    }
+}
+
+/// One eviction and its answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EvictionAttempt {
+    pub pod: String,
+    pub outcome: EvictOutcome,
+}
+
+/// Evicts `pods` one after another (no waiting between: the budget is decremented at
+/// admission, so the next eviction sees it at once).
+pub async fn evict_in_turn(fleet: &Fleet, pods: &[String]) -> Result<Vec<EvictionAttempt>, FleetError> {
+    let mut attempts = Vec::new();
+    for pod in pods {
+        let outcome = fleet.evict(pod, None).await?;
+        attempts.push(EvictionAttempt { pod: pod.clone(), outcome });
+    }
+    Ok(attempts)
+}
+
+/// The first `budget` attempts must be admitted and the one after refused with 429.
+pub fn check_budget(budget: u32, attempts: &[EvictionAttempt]) -> Verdict {
+    let budget = budget as usize;
+    if attempts.len() <= budget {
+        return Verdict::Skipped {
+            reason: format!("{} evictions attempted for a budget of {budget}; one more is needed to see the refusal", attempts.len()),
+        };
+    }
+    let mut reasons = Vec::new();
+    for (index, attempt) in attempts.iter().enumerate().take(budget + 1) {
+        let expected_admit = index < budget;
+        match (&attempt.outcome, expected_admit) {
+            (EvictOutcome::Evicted, true) | (EvictOutcome::RefusedByBudget { .. }, false) => {}
+            (EvictOutcome::RefusedByBudget { message }, true) => reasons.push(format!(
+                "eviction #{} of {} was refused (429: {message}) although the budget allows {budget}; with Job pods use an integer minAvailable, not maxUnavailable or a percentage",
+                index + 1,
+                attempt.pod
+            )),
+            (EvictOutcome::Evicted, false) => reasons.push(format!(
+                "eviction #{} of {} was admitted beyond the budget of {budget}: the PDB does not select the agents or minAvailable is too low",
+                index + 1,
+                attempt.pod
+            )),
+            (EvictOutcome::NotFound, _) => {
+                reasons.push(format!("eviction #{} of {}: the pod no longer exists, so the attempt decides nothing", index + 1, attempt.pod))
+            }
+        }
+    }
+    Verdict::from_reasons(reasons, format!("the PDB admitted {budget} eviction(s) and refused the next with 429"))
+}
+
+/// What was seen of the Job around the evictions.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackoffObservation {
+    pub job: String,
+    pub failed_before: i32,
+    pub failed_after: i32,
+    /// Evicted pods and the reason of their DisruptionTarget condition (None: absent).
+    pub evicted: Vec<(String, Option<String>)>,
+}
+
+/// `status.failed` of a Job (0 when unset).
+pub async fn failed_count(jobs: &Api<Job>, name: &str) -> Result<i32, kube::Error> {
+    Ok(jobs.get_status(name).await?.status.and_then(|s| s.failed).unwrap_or(0))
+}
+
+/// Evictions must not raise `status.failed`, and each evicted pod must carry DisruptionTarget.
+pub fn check_backoff_not_consumed(observation: &BackoffObservation) -> Verdict {
+    if observation.evicted.is_empty() {
+        return Verdict::Skipped { reason: "no pod was evicted".into() };
+    }
+    let mut reasons = Vec::new();
+    if observation.failed_after > observation.failed_before {
+        reasons.push(format!(
+            "Job {}: status.failed went from {} to {} after {} eviction(s): evictions consume backoffLimit. Use restartPolicy: Never and a podFailurePolicy rule {{action: Ignore, onPodConditions: [{{type: DisruptionTarget}}]}}",
+            observation.job,
+            observation.failed_before,
+            observation.failed_after,
+            observation.evicted.len()
+        ));
+    }
+    for (pod, condition) in &observation.evicted {
+        if condition.is_none() {
+            reasons.push(format!("evicted pod {pod} has no DisruptionTarget condition, so podFailurePolicy cannot ignore its failure"));
+        }
+    }
+    Verdict::from_reasons(reasons, format!("{} eviction(s) left Job {} status.failed at {}", observation.evicted.len(), observation.job, observation.failed_after))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mock;
+    use serde_json::json;
+
+    fn pdb(spec: serde_json::Value) -> PodDisruptionBudget {
+        serde_json::from_value(json!({"metadata": {"name": "agents"}, "spec": spec})).unwrap()
+    }
+
+    #[test]
+    fn only_integer_min_available_budgets_job_pods() {
+        assert_eq!(budgeted_evictions(&pdb(json!({"minAvailable": 2})), 3), 1);
+        assert_eq!(budgeted_evictions(&pdb(json!({"minAvailable": 5})), 3), 0);
+        assert_eq!(budgeted_evictions(&pdb(json!({"maxUnavailable": 1})), 3), 0);
+        assert_eq!(budgeted_evictions(&pdb(json!({"minAvailable": "50%"})), 4), 0);
+    }
+
+    fn attempt(pod: &str, outcome: EvictOutcome) -> EvictionAttempt {
+        EvictionAttempt { pod: pod.into(), outcome }
+    }
+
+    fn refused() -> EvictOutcome {
+        EvictOutcome::RefusedByBudget { message: "Cannot evict pod as it would violate the pod's disruption budget.".into() }
+    }
+
+    #[test]
+    fn budget_respected_passes() {
+        let attempts = [attempt("a", EvictOutcome::Evicted), attempt("b", refused())];
+        assert!(check_budget(1, &attempts).passed());
+    }
+
+    #[test]
+    fn article_pdb_refusing_everything_fails() {
+        let attempts = [attempt("a", refused()), attempt("b", refused())];
+        let Verdict::Failed { reasons } = check_budget(1, &attempts) else { panic!() };
+        assert!(reasons[0].contains("integer minAvailable"), "{reasons:?}");
+    }
+
+    #[test]
+    fn eviction_beyond_budget_fails() {
+        let attempts = [attempt("a", EvictOutcome::Evicted), attempt("b", EvictOutcome::Evicted)];
+        assert!(!check_budget(1, &attempts).passed());
+        assert!(matches!(check_budget(2, &attempts), Verdict::Skipped { .. }));
+    }
+
+    #[test]
+    fn eviction_counted_as_failure_fails() {
+        let observation = BackoffObservation {
+            job: "agent-batch".into(),
+            failed_before: 0,
+            failed_after: 1,
+            evicted: vec![("agent-batch-0-x".into(), Some("EvictionByEvictionAPI".into()))],
+        };
+        let Verdict::Failed { reasons } = check_backoff_not_consumed(&observation) else { panic!() };
+        assert!(reasons[0].contains("podFailurePolicy"), "{reasons:?}");
+        let ignored = BackoffObservation { failed_after: 0, ..observation.clone() };
+        assert!(check_backoff_not_consumed(&ignored).passed());
+        let unattributed = BackoffObservation { failed_after: 0, evicted: vec![("p".into(), None)], ..observation };
+        assert!(!check_backoff_not_consumed(&unattributed).passed());
+    }
+
+    #[tokio::test]
+    async fn mock_evict_in_turn_records_admission_then_refusal_and_job_failures() {
+        let (client, mut handle) = mock::client();
+        let server = tokio::spawn(async move {
+            let (request, respond) = mock::next(&mut handle, "first eviction").await;
+            assert!(request.uri().path().ends_with("/pods/a/eviction"));
+            respond.send_response(mock::json(201, json!({"kind": "Status", "apiVersion": "v1", "status": "Success"})));
+            let (request, respond) = mock::next(&mut handle, "second eviction").await;
+            assert!(request.uri().path().ends_with("/pods/b/eviction"));
+            respond.send_response(mock::status(429, "TooManyRequests", "Cannot evict pod as it would violate the pod's disruption budget."));
+            let (request, respond) = mock::next(&mut handle, "job status GET").await;
+            assert_eq!(request.uri().path(), "/apis/batch/v1/namespaces/ns/jobs/agent-batch/status");
+            respond.send_response(mock::json(200, json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "agent-batch"}, "status": {"failed": 0}})));
+        });
+        let fleet = Fleet::new(client.clone(), "ns");
+        let attempts = evict_in_turn(&fleet, &["a".into(), "b".into()]).await.unwrap();
+        assert!(check_budget(1, &attempts).passed(), "{attempts:?}");
+        assert_eq!(failed_count(&Api::namespaced(client, "ns"), "agent-batch").await.unwrap(), 0);
+        server.await.unwrap();
+    }
+}
