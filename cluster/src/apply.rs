@@ -71,25 +71,38 @@ pub struct Applier {
 
 impl std::fmt::Debug for Applier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Applier").field("resolved", &self.resolved.len()).field("crd_timeout", &self.crd_timeout).finish_non_exhaustive()
+        f.debug_struct("Applier")
+            .field("resolved", &self.resolved.len())
+            .field("crd_timeout", &self.crd_timeout)
+            .finish_non_exhaustive()
     }
 }
 
 impl Applier {
     pub fn new(client: Client) -> Applier {
-        Applier { client, resolved: HashMap::new(), crd_timeout: Duration::from_secs(60) }
+        Applier {
+            client,
+            resolved: HashMap::new(),
+            crd_timeout: Duration::from_secs(60),
+        }
     }
 
-    async fn resolve(&mut self, object: &str, gvk: &GroupVersionKind) -> Result<(ApiResource, ApiCapabilities), ApplyError> {
+    async fn resolve(
+        &mut self,
+        object: &str,
+        gvk: &GroupVersionKind,
+    ) -> Result<(ApiResource, ApiCapabilities), ApplyError> {
         if let Some(found) = self.resolved.get(gvk) {
             return Ok(found.clone());
         }
-        let found = discovery::pinned_kind(&self.client, gvk).await.map_err(|source| ApplyError::Discovery {
-            object: object.to_owned(),
-            api_version: gvk.api_version(),
-            kind: gvk.kind.clone(),
-            source,
-        })?;
+        let found = discovery::pinned_kind(&self.client, gvk)
+            .await
+            .map_err(|source| ApplyError::Discovery {
+                object: object.to_owned(),
+                api_version: gvk.api_version(),
+                kind: gvk.kind.clone(),
+                source,
+            })?;
         self.resolved.insert(gvk.clone(), found.clone());
         Ok(found)
     }
@@ -97,24 +110,38 @@ impl Applier {
     /// Server-side applies one object and returns what the server stored.
     pub async fn apply(&mut self, object: &Value) -> Result<DynamicObject, ApplyError> {
         let name_of = describe(object);
-        let invalid = |problem: &str| ApplyError::Invalid { object: name_of.clone(), problem: problem.to_owned() };
-        let api_version = object["apiVersion"].as_str().ok_or_else(|| invalid("apiVersion is missing"))?;
-        let kind = object["kind"].as_str().ok_or_else(|| invalid("kind is missing"))?;
-        let name = object["metadata"]["name"].as_str().ok_or_else(|| invalid("metadata.name is missing"))?;
+        let invalid = |problem: &str| ApplyError::Invalid {
+            object: name_of.clone(),
+            problem: problem.to_owned(),
+        };
+        let api_version = object["apiVersion"]
+            .as_str()
+            .ok_or_else(|| invalid("apiVersion is missing"))?;
+        let kind = object["kind"]
+            .as_str()
+            .ok_or_else(|| invalid("kind is missing"))?;
+        let name = object["metadata"]["name"]
+            .as_str()
+            .ok_or_else(|| invalid("metadata.name is missing"))?;
         let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
         let gvk = GroupVersionKind::gvk(group, version, kind);
         let (resource, capabilities) = self.resolve(&name_of, &gvk).await?;
         let api: Api<DynamicObject> = match capabilities.scope {
             Scope::Cluster => Api::all_with(self.client.clone(), &resource),
             Scope::Namespaced => {
-                let namespace = object["metadata"]["namespace"]
-                    .as_str()
-                    .ok_or_else(|| invalid("is namespaced but has no metadata.namespace; set it in the manifest"))?;
+                let namespace = object["metadata"]["namespace"].as_str().ok_or_else(|| {
+                    invalid("is namespaced but has no metadata.namespace; set it in the manifest")
+                })?;
                 Api::namespaced_with(self.client.clone(), namespace, &resource)
             }
         };
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        api.patch(name, &params, &Patch::Apply(object)).await.map_err(|source| ApplyError::Apply { object: name_of.clone(), source })
+        api.patch(name, &params, &Patch::Apply(object))
+            .await
+            .map_err(|source| ApplyError::Apply {
+                object: name_of.clone(),
+                source,
+            })
     }
 
     /// Applies everything in dependency order; waits for CRDs before the objects after them.
@@ -145,39 +172,93 @@ impl Applier {
 }
 
 /// Waits until the CRD `name` has condition Established=True.
-pub async fn wait_crd_established(client: Client, name: &str, timeout: Duration) -> Result<CustomResourceDefinition, WaitError> {
+pub async fn wait_crd_established(
+    client: Client,
+    name: &str,
+    timeout: Duration,
+) -> Result<CustomResourceDefinition, WaitError> {
     let api: Api<CustomResourceDefinition> = Api::all(client);
     let established = conditions::is_crd_established();
-    wait_for(api, name, &format!("CRD {name} to be Established"), timeout, |crd| established.matches_object(Some(crd)), |crd| match crd {
-        None => "the CRD does not exist".into(),
-        Some(crd) => {
-            let conditions = crd.status.as_ref().and_then(|s| s.conditions.as_ref());
-            let listed: Vec<String> =
-                conditions.into_iter().flatten().map(|c| format!("{}={} ({})", c.type_, c.status, c.message.as_deref().unwrap_or(""))).collect();
-            if listed.is_empty() { "no conditions yet".into() } else { listed.join(", ") }
-        }
-    })
+    wait_for(
+        api,
+        name,
+        &format!("CRD {name} to be Established"),
+        timeout,
+        |crd| established.matches_object(Some(crd)),
+        |crd| match crd {
+            None => "the CRD does not exist".into(),
+            Some(crd) => {
+                let conditions = crd.status.as_ref().and_then(|s| s.conditions.as_ref());
+                let listed: Vec<String> = conditions
+                    .into_iter()
+                    .flatten()
+                    .map(|c| {
+                        format!(
+                            "{}={} ({})",
+                            c.type_,
+                            c.status,
+                            c.message.as_deref().unwrap_or("")
+                        )
+                    })
+                    .collect();
+                if listed.is_empty() {
+                    "no conditions yet".into()
+                } else {
+                    listed.join(", ")
+                }
+            }
+        },
+    )
     .await
 }
 
 /// Whether a Deployment is Available at its current generation with all replicas updated.
 pub fn deployment_available(deployment: &Deployment) -> bool {
-    let Some(status) = deployment.status.as_ref() else { return false };
-    let wanted = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let Some(status) = deployment.status.as_ref() else {
+        return false;
+    };
+    let wanted = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .unwrap_or(1);
     let current_generation = status.observed_generation >= deployment.metadata.generation;
-    let available = status.conditions.iter().flatten().any(|c| c.type_ == "Available" && c.status == "True");
-    current_generation && available && status.updated_replicas.unwrap_or(0) >= wanted && status.available_replicas.unwrap_or(0) >= wanted
+    let available = status
+        .conditions
+        .iter()
+        .flatten()
+        .any(|c| c.type_ == "Available" && c.status == "True");
+    current_generation
+        && available
+        && status.updated_replicas.unwrap_or(0) >= wanted
+        && status.available_replicas.unwrap_or(0) >= wanted
 }
 
 fn describe_deployment(deployment: Option<&Deployment>) -> String {
-    let Some(deployment) = deployment else { return "the Deployment does not exist".into() };
-    let wanted = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-    let Some(status) = deployment.status.as_ref() else { return format!("{wanted} replicas wanted, no status yet") };
+    let Some(deployment) = deployment else {
+        return "the Deployment does not exist".into();
+    };
+    let wanted = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .unwrap_or(1);
+    let Some(status) = deployment.status.as_ref() else {
+        return format!("{wanted} replicas wanted, no status yet");
+    };
     let conditions: Vec<String> = status
         .conditions
         .iter()
         .flatten()
-        .map(|c| format!("{}={} {}: {}", c.type_, c.status, c.reason.as_deref().unwrap_or(""), c.message.as_deref().unwrap_or("")))
+        .map(|c| {
+            format!(
+                "{}={} {}: {}",
+                c.type_,
+                c.status,
+                c.reason.as_deref().unwrap_or(""),
+                c.message.as_deref().unwrap_or("")
+            )
+        })
         .collect();
     format!(
         "replicas wanted {wanted}, updated {}, available {}, unavailable {}; conditions: [{}]",
@@ -189,9 +270,22 @@ fn describe_deployment(deployment: Option<&Deployment>) -> String {
 }
 
 /// Waits until Deployment `namespace/name` is available (see [`deployment_available`]).
-pub async fn wait_deployment_available(client: Client, namespace: &str, name: &str, timeout: Duration) -> Result<Deployment, WaitError> {
+pub async fn wait_deployment_available(
+    client: Client,
+    namespace: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<Deployment, WaitError> {
     let api: Api<Deployment> = Api::namespaced(client, namespace);
-    wait_for(api, name, &format!("Deployment {namespace}/{name} to be available"), timeout, deployment_available, describe_deployment).await
+    wait_for(
+        api,
+        name,
+        &format!("Deployment {namespace}/{name} to be available"),
+        timeout,
+        deployment_available,
+        describe_deployment,
+    )
+    .await
 }
 
 #[cfg(test)]
@@ -216,7 +310,10 @@ mod tests {
             json!({"kind": "Namespace", "metadata": {"name": "n"}}),
         ];
         order_for_apply(&mut objects);
-        let names: Vec<&str> = objects.iter().map(|o| o["metadata"]["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> = objects
+            .iter()
+            .map(|o| o["metadata"]["name"].as_str().unwrap())
+            .collect();
         assert_eq!(names, ["n", "c", "d", "m"]);
     }
 
@@ -231,9 +328,18 @@ mod tests {
 
             let (request, respond) = mock::next(&mut handle, "server-side apply PATCH").await;
             assert_eq!(request.method(), http::Method::PATCH);
-            assert_eq!(request.uri().path(), "/api/v1/namespaces/agents/configmaps/settings");
-            assert_eq!(request.headers()["content-type"], "application/apply-patch+yaml");
-            assert_eq!(mock::query(&request, "fieldManager").as_deref(), Some("agentfleet"));
+            assert_eq!(
+                request.uri().path(),
+                "/api/v1/namespaces/agents/configmaps/settings"
+            );
+            assert_eq!(
+                request.headers()["content-type"],
+                "application/apply-patch+yaml"
+            );
+            assert_eq!(
+                mock::query(&request, "fieldManager").as_deref(),
+                Some("agentfleet")
+            );
             assert_eq!(mock::query(&request, "force").as_deref(), Some("true"));
             let body = mock::json_body(request).await;
             assert_eq!(body["data"]["k"], "v");
@@ -254,9 +360,13 @@ mod tests {
             respond.send_response(mock::json(200, core_v1_resources()));
         });
         let mut applier = Applier::new(client);
-        let object = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}});
+        let object =
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}});
         let error = applier.apply(&object).await.unwrap_err().to_string();
-        assert!(error.contains("ConfigMap settings") && error.contains("metadata.namespace"), "{error}");
+        assert!(
+            error.contains("ConfigMap settings") && error.contains("metadata.namespace"),
+            "{error}"
+        );
         server.await.unwrap();
     }
 
@@ -272,14 +382,35 @@ mod tests {
         let (client, mut handle) = mock::client();
         let server = tokio::spawn(async move {
             let (request, respond) = mock::next(&mut handle, "CRD list").await;
-            assert!(request.uri().path().ends_with("/customresourcedefinitions"), "{}", request.uri());
-            assert!(request.uri().query().unwrap_or("").contains("metadata.name%3Dscaledjobs.keda.sh"), "{}", request.uri());
-            respond.send_response(mock::list("CustomResourceDefinitionList", "apiextensions.k8s.io/v1", "7", vec![crd("False")]));
+            assert!(
+                request.uri().path().ends_with("/customresourcedefinitions"),
+                "{}",
+                request.uri()
+            );
+            assert!(
+                request
+                    .uri()
+                    .query()
+                    .unwrap_or("")
+                    .contains("metadata.name%3Dscaledjobs.keda.sh"),
+                "{}",
+                request.uri()
+            );
+            respond.send_response(mock::list(
+                "CustomResourceDefinitionList",
+                "apiextensions.k8s.io/v1",
+                "7",
+                vec![crd("False")],
+            ));
             let (request, respond) = mock::next(&mut handle, "CRD watch").await;
             assert_eq!(mock::query(&request, "watch").as_deref(), Some("true"));
-            respond.send_response(mock::watch_events(&[json!({"type": "MODIFIED", "object": crd("True")})]));
+            respond.send_response(mock::watch_events(&[
+                json!({"type": "MODIFIED", "object": crd("True")}),
+            ]));
         });
-        let crd = wait_crd_established(client, "scaledjobs.keda.sh", Duration::from_secs(5)).await.unwrap();
+        let crd = wait_crd_established(client, "scaledjobs.keda.sh", Duration::from_secs(5))
+            .await
+            .unwrap();
         assert_eq!(crd.metadata.name.as_deref(), Some("scaledjobs.keda.sh"));
         server.await.unwrap();
     }
@@ -289,13 +420,24 @@ mod tests {
         let (client, mut handle) = mock::client();
         let server = tokio::spawn(async move {
             let (_, respond) = mock::next(&mut handle, "CRD list").await;
-            respond.send_response(mock::list("CustomResourceDefinitionList", "apiextensions.k8s.io/v1", "7", vec![crd("False")]));
+            respond.send_response(mock::list(
+                "CustomResourceDefinitionList",
+                "apiextensions.k8s.io/v1",
+                "7",
+                vec![crd("False")],
+            ));
             // Hold the watch open without events until the client gives up.
             let (_request, _respond) = mock::next(&mut handle, "CRD watch").await;
             tokio::time::sleep(Duration::from_secs(2)).await;
         });
-        let error = wait_crd_established(client, "scaledjobs.keda.sh", Duration::from_millis(300)).await.unwrap_err().to_string();
-        assert!(error.contains("timed out") && error.contains("Established=False"), "{error}");
+        let error = wait_crd_established(client, "scaledjobs.keda.sh", Duration::from_millis(300))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("timed out") && error.contains("Established=False"),
+            "{error}"
+        );
         server.abort();
     }
 
@@ -312,15 +454,26 @@ mod tests {
         let (client, mut handle) = mock::client();
         let server = tokio::spawn(async move {
             let (request, respond) = mock::next(&mut handle, "Deployment list").await;
-            assert_eq!(request.uri().path(), "/apis/apps/v1/namespaces/keda/deployments");
-            respond.send_response(mock::list("DeploymentList", "apps/v1", "3", vec![deployment("False", 0)]));
+            assert_eq!(
+                request.uri().path(),
+                "/apis/apps/v1/namespaces/keda/deployments"
+            );
+            respond.send_response(mock::list(
+                "DeploymentList",
+                "apps/v1",
+                "3",
+                vec![deployment("False", 0)],
+            ));
             let (_, respond) = mock::next(&mut handle, "Deployment watch").await;
             respond.send_response(mock::watch_events(&[
                 json!({"type": "MODIFIED", "object": deployment("False", 0)}),
                 json!({"type": "MODIFIED", "object": deployment("True", 1)}),
             ]));
         });
-        let deployment = wait_deployment_available(client, "keda", "keda-operator", Duration::from_secs(5)).await.unwrap();
+        let deployment =
+            wait_deployment_available(client, "keda", "keda-operator", Duration::from_secs(5))
+                .await
+                .unwrap();
         assert_eq!(deployment.status.unwrap().available_replicas, Some(1));
         server.await.unwrap();
     }
@@ -330,12 +483,24 @@ mod tests {
         let (client, mut handle) = mock::client();
         let server = tokio::spawn(async move {
             let (_, respond) = mock::next(&mut handle, "Deployment list").await;
-            respond.send_response(mock::list("DeploymentList", "apps/v1", "3", vec![deployment("False", 0)]));
+            respond.send_response(mock::list(
+                "DeploymentList",
+                "apps/v1",
+                "3",
+                vec![deployment("False", 0)],
+            ));
             let (_request, _respond) = mock::next(&mut handle, "Deployment watch").await;
             tokio::time::sleep(Duration::from_secs(2)).await;
         });
-        let error = wait_deployment_available(client, "keda", "keda-operator", Duration::from_millis(300)).await.unwrap_err().to_string();
-        assert!(error.contains("available 0") && error.contains("MinimumReplicasUnavailable"), "{error}");
+        let error =
+            wait_deployment_available(client, "keda", "keda-operator", Duration::from_millis(300))
+                .await
+                .unwrap_err()
+                .to_string();
+        assert!(
+            error.contains("available 0") && error.contains("MinimumReplicasUnavailable"),
+            "{error}"
+        );
         server.abort();
     }
 }

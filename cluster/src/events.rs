@@ -30,7 +30,9 @@ pub struct JobState {
 impl JobState {
     /// Finished = has a Complete or Failed condition that is True.
     pub fn finished(&self) -> bool {
-        self.conditions.iter().any(|c| c.starts_with("Complete=True") || c.starts_with("Failed=True"))
+        self.conditions
+            .iter()
+            .any(|c| c.starts_with("Complete=True") || c.starts_with("Failed=True"))
     }
 }
 
@@ -81,7 +83,12 @@ pub fn job_state(job: &Job) -> JobState {
     let status = job.status.as_ref();
     JobState {
         name: job.metadata.name.clone().unwrap_or_default(),
-        scaled_job: job.metadata.labels.as_ref().and_then(|l| l.get("scaledjob.keda.sh/name")).cloned(),
+        scaled_job: job
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("scaledjob.keda.sh/name"))
+            .cloned(),
         active: status.and_then(|s| s.active).unwrap_or(0),
         ready: status.and_then(|s| s.ready).unwrap_or(0),
         succeeded: status.and_then(|s| s.succeeded).unwrap_or(0),
@@ -90,7 +97,14 @@ pub fn job_state(job: &Job) -> JobState {
             .and_then(|s| s.conditions.as_ref())
             .into_iter()
             .flatten()
-            .map(|c| format!("{}={} ({})", c.type_, c.status, c.reason.as_deref().unwrap_or("")))
+            .map(|c| {
+                format!(
+                    "{}={} ({})",
+                    c.type_,
+                    c.status,
+                    c.reason.as_deref().unwrap_or("")
+                )
+            })
             .collect(),
     }
 }
@@ -99,18 +113,33 @@ pub fn job_state(job: &Job) -> JobState {
 pub fn event_record(event: &KubeEvent) -> EventRecord {
     let involved = &event.involved_object;
     EventRecord {
-        object: format!("{}/{}", involved.kind.as_deref().unwrap_or("?"), involved.name.as_deref().unwrap_or("?")),
+        object: format!(
+            "{}/{}",
+            involved.kind.as_deref().unwrap_or("?"),
+            involved.name.as_deref().unwrap_or("?")
+        ),
         reason: event.reason.clone().unwrap_or_default(),
         message: event.message.clone().unwrap_or_default(),
         type_: event.type_.clone().unwrap_or_default(),
         count: event.count.unwrap_or(1),
-        happened: event.last_timestamp.as_ref().map(|t| t.0).or_else(|| event.event_time.as_ref().map(|t| t.0)),
+        happened: event
+            .last_timestamp
+            .as_ref()
+            .map(|t| t.0)
+            .or_else(|| event.event_time.as_ref().map(|t| t.0)),
     }
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<ClusterEvent, EventsError>> + Send>>;
 
-fn watch<K, F>(api: Api<K>, config: watcher::Config, what: &'static str, namespace: &str, on_apply: F, on_delete: fn(&K) -> ClusterEventKind) -> EventStream
+fn watch<K, F>(
+    api: Api<K>,
+    config: watcher::Config,
+    what: &'static str,
+    namespace: &str,
+    on_apply: F,
+    on_delete: fn(&K) -> ClusterEventKind,
+) -> EventStream
 where
     K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
     F: Fn(&K) -> ClusterEventKind + Send + 'static,
@@ -120,12 +149,23 @@ where
         .default_backoff()
         .filter_map(move |event| {
             let item = match event {
-                Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object)) => Some(Ok(on_apply(&object))),
+                Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object)) => {
+                    Some(Ok(on_apply(&object)))
+                }
                 Ok(watcher::Event::Delete(object)) => Some(Ok(on_delete(&object))),
                 Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
-                Err(source) => Some(Err(EventsError { what, namespace: namespace.clone(), source })),
+                Err(source) => Some(Err(EventsError {
+                    what,
+                    namespace: namespace.clone(),
+                    source,
+                })),
             };
-            std::future::ready(item.map(|r| r.map(|kind| ClusterEvent { observed: jiff::Timestamp::now(), kind })))
+            std::future::ready(item.map(|r| {
+                r.map(|kind| ClusterEvent {
+                    observed: jiff::Timestamp::now(),
+                    kind,
+                })
+            }))
         })
         .boxed()
 }
@@ -134,14 +174,20 @@ where
 ///
 /// Watch errors are yielded (the watchers back off and resume), so the consumer decides
 /// whether a broken watch fails the scenario.
-pub fn cluster_events(client: Client, namespace: &str, pod_selector: &str) -> impl Stream<Item = Result<ClusterEvent, EventsError>> + Send + use<> {
+pub fn cluster_events(
+    client: Client,
+    namespace: &str,
+    pod_selector: &str,
+) -> impl Stream<Item = Result<ClusterEvent, EventsError>> + Send + use<> {
     let pods = watch(
         Api::<Pod>::namespaced(client.clone(), namespace),
         watcher::Config::default().labels(pod_selector),
         "pods",
         namespace,
         |pod| ClusterEventKind::Pod(agent_status(pod)),
-        |pod| ClusterEventKind::PodDeleted { name: pod.metadata.name.clone().unwrap_or_default() },
+        |pod| ClusterEventKind::PodDeleted {
+            name: pod.metadata.name.clone().unwrap_or_default(),
+        },
     );
     let jobs = watch(
         Api::<Job>::namespaced(client.clone(), namespace),
@@ -149,7 +195,9 @@ pub fn cluster_events(client: Client, namespace: &str, pod_selector: &str) -> im
         "jobs",
         namespace,
         |job| ClusterEventKind::Job(job_state(job)),
-        |job| ClusterEventKind::JobDeleted { name: job.metadata.name.clone().unwrap_or_default() },
+        |job| ClusterEventKind::JobDeleted {
+            name: job.metadata.name.clone().unwrap_or_default(),
+        },
     );
     let events = watch(
         Api::<KubeEvent>::namespaced(client, namespace),
@@ -178,7 +226,8 @@ mod tests {
             // Three watchers: each lists, then watches. Their order is up to the scheduler.
             let mut held = Vec::new();
             for _ in 0..6 {
-                let (request, respond) = mock::next(&mut handle, "a list or watch of pods/jobs/events").await;
+                let (request, respond) =
+                    mock::next(&mut handle, "a list or watch of pods/jobs/events").await;
                 let path = request.uri().path().to_owned();
                 let watching = mock::query(&request, "watch").as_deref() == Some("true");
                 let resource = path.rsplit('/').next().unwrap().to_owned();
@@ -214,15 +263,37 @@ mod tests {
                 other => panic!("stream ended or failed after {kinds:?}: {other:?}"),
             }
         }
-        assert!(kinds.iter().any(|k| matches!(k, ClusterEventKind::Pod(p) if p.name == "agent-0" && !p.oom_killed)), "{kinds:#?}");
-        assert!(kinds.iter().any(|k| matches!(k, ClusterEventKind::Pod(p) if p.oom_killed && p.restarts == 1)), "{kinds:#?}");
+        assert!(
+            kinds.iter().any(
+                |k| matches!(k, ClusterEventKind::Pod(p) if p.name == "agent-0" && !p.oom_killed)
+            ),
+            "{kinds:#?}"
+        );
+        assert!(
+            kinds
+                .iter()
+                .any(|k| matches!(k, ClusterEventKind::Pod(p) if p.oom_killed && p.restarts == 1)),
+            "{kinds:#?}"
+        );
         assert!(
             kinds.iter().any(|k| matches!(k, ClusterEventKind::Job(j) if j.active == 1 && j.scaled_job.as_deref() == Some("agent-scaledjob"))),
             "{kinds:#?}"
         );
-        let killing = kinds.iter().find_map(|k| match k { ClusterEventKind::Event(e) => Some(e), _ => None }).expect("an Event");
-        assert_eq!((killing.object.as_str(), killing.reason.as_str()), ("Pod/agent-0", "Killing"));
-        assert_eq!(killing.happened, Some("2026-01-01T00:00:05Z".parse().unwrap()));
+        let killing = kinds
+            .iter()
+            .find_map(|k| match k {
+                ClusterEventKind::Event(e) => Some(e),
+                _ => None,
+            })
+            .expect("an Event");
+        assert_eq!(
+            (killing.object.as_str(), killing.reason.as_str()),
+            ("Pod/agent-0", "Killing")
+        );
+        assert_eq!(
+            killing.happened,
+            Some("2026-01-01T00:00:05Z".parse().unwrap())
+        );
         server.abort();
     }
 

@@ -6,8 +6,12 @@
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::Eviction;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions as K8sDeleteOptions, ObjectMeta};
-use kube::api::{DeleteParams, DynamicObject, ListParams, LogParams, Patch, PatchParams, PostParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    DeleteOptions as K8sDeleteOptions, ObjectMeta,
+};
+use kube::api::{
+    DeleteParams, DynamicObject, ListParams, LogParams, Patch, PatchParams, PostParams,
+};
 use kube::core::GroupVersionKind;
 use kube::discovery::ApiResource;
 use kube::{Api, Client};
@@ -23,7 +27,10 @@ pub const AGENT_SELECTOR: &str = "app=ai-agent";
 /// KEDA's ScaledJob, addressed without discovery (its group/version are part of the contract
 /// of the manifests, and KEDA's CRD serves exactly this).
 pub fn scaled_job_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("keda.sh", "v1alpha1", "ScaledJob"), "scaledjobs")
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("keda.sh", "v1alpha1", "ScaledJob"),
+        "scaledjobs",
+    )
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,7 +86,9 @@ pub struct Fleet {
 
 impl std::fmt::Debug for Fleet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Fleet").field("namespace", &self.namespace).finish_non_exhaustive()
+        f.debug_struct("Fleet")
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
     }
 }
 
@@ -100,7 +109,10 @@ pub fn retarget(objects: Vec<Value>, from: &str, to: &str) -> Vec<Value> {
 
 impl Fleet {
     pub fn new(client: Client, namespace: impl Into<String>) -> Fleet {
-        Fleet { client, namespace: namespace.into() }
+        Fleet {
+            client,
+            namespace: namespace.into(),
+        }
     }
 
     pub fn namespace(&self) -> &str {
@@ -111,9 +123,18 @@ impl Fleet {
         &self.client
     }
 
-    fn api_error(&self, operation: &'static str, object: impl Into<String>) -> impl FnOnce(kube::Error) -> FleetError + '_ {
+    fn api_error(
+        &self,
+        operation: &'static str,
+        object: impl Into<String>,
+    ) -> impl FnOnce(kube::Error) -> FleetError + '_ {
         let object = object.into();
-        move |source| FleetError::Api { operation, object, namespace: self.namespace.clone(), source }
+        move |source| FleetError::Api {
+            operation,
+            object,
+            namespace: self.namespace.clone(),
+            source,
+        }
     }
 
     fn pods(&self) -> Api<Pod> {
@@ -122,32 +143,62 @@ impl Fleet {
 
     /// Server-side applies an (Indexed) Job into this namespace: starts its agents.
     pub async fn apply_job(&self, job: &Job) -> Result<Job, FleetError> {
-        let name = job.metadata.name.clone().ok_or_else(|| FleetError::Invalid { object: "Job".into(), problem: "metadata.name is missing".into() })?;
+        let name = job
+            .metadata
+            .name
+            .clone()
+            .ok_or_else(|| FleetError::Invalid {
+                object: "Job".into(),
+                problem: "metadata.name is missing".into(),
+            })?;
         let mut job = job.clone();
         job.metadata.namespace = Some(self.namespace.clone());
         job.metadata.managed_fields = None;
         let api: Api<Job> = Api::namespaced(self.client.clone(), &self.namespace);
-        api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&job)).await.map_err(self.api_error("apply", format!("Job {name}")))
+        api.patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&job),
+        )
+        .await
+        .map_err(self.api_error("apply", format!("Job {name}")))
     }
 
     /// Server-side applies a ScaledJob (as JSON: KEDA's types are not in k8s-openapi).
     pub async fn apply_scaled_job(&self, scaled_job: &Value) -> Result<DynamicObject, FleetError> {
-        let invalid = |problem: &str| FleetError::Invalid { object: "ScaledJob".into(), problem: problem.to_owned() };
+        let invalid = |problem: &str| FleetError::Invalid {
+            object: "ScaledJob".into(),
+            problem: problem.to_owned(),
+        };
         if scaled_job["kind"] != "ScaledJob" || scaled_job["apiVersion"] != "keda.sh/v1alpha1" {
-            return Err(invalid("expected apiVersion keda.sh/v1alpha1, kind ScaledJob"));
+            return Err(invalid(
+                "expected apiVersion keda.sh/v1alpha1, kind ScaledJob",
+            ));
         }
-        let name = scaled_job["metadata"]["name"].as_str().ok_or_else(|| invalid("metadata.name is missing"))?.to_owned();
+        let name = scaled_job["metadata"]["name"]
+            .as_str()
+            .ok_or_else(|| invalid("metadata.name is missing"))?
+            .to_owned();
         let mut object = scaled_job.clone();
         object["metadata"]["namespace"] = Value::String(self.namespace.clone());
-        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), &self.namespace, &scaled_job_resource());
-        api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&object))
-            .await
-            .map_err(self.api_error("apply", format!("ScaledJob {name}")))
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &self.namespace, &scaled_job_resource());
+        api.patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&object),
+        )
+        .await
+        .map_err(self.api_error("apply", format!("ScaledJob {name}")))
     }
 
     /// Agent pods matching `selector` (normally [`AGENT_SELECTOR`]), sorted by name.
     pub async fn agents(&self, selector: &str) -> Result<Vec<AgentStatus>, FleetError> {
-        let list = self.pods().list(&ListParams::default().labels(selector)).await.map_err(self.api_error("list", format!("pods {selector}")))?;
+        let list = self
+            .pods()
+            .list(&ListParams::default().labels(selector))
+            .await
+            .map_err(self.api_error("list", format!("pods {selector}")))?;
         let mut agents: Vec<AgentStatus> = list.items.iter().map(agent_status).collect();
         agents.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(agents)
@@ -160,14 +211,38 @@ impl Fleet {
     /// through `Api::evict`: kube 5 serialises its `EvictParams` as `delete_options`
     /// (snake_case), a field the API server does not know, so a requested grace period would
     /// be silently dropped.
-    pub async fn evict(&self, pod: &str, grace_seconds: Option<u32>) -> Result<EvictOutcome, FleetError> {
+    pub async fn evict(
+        &self,
+        pod: &str,
+        grace_seconds: Option<u32>,
+    ) -> Result<EvictOutcome, FleetError> {
         let eviction = Eviction {
-            metadata: ObjectMeta { name: Some(pod.to_owned()), namespace: Some(self.namespace.clone()), ..ObjectMeta::default() },
-            delete_options: grace_seconds.map(|grace| K8sDeleteOptions { grace_period_seconds: Some(i64::from(grace)), ..K8sDeleteOptions::default() }),
+            metadata: ObjectMeta {
+                name: Some(pod.to_owned()),
+                namespace: Some(self.namespace.clone()),
+                ..ObjectMeta::default()
+            },
+            delete_options: grace_seconds.map(|grace| K8sDeleteOptions {
+                grace_period_seconds: Some(i64::from(grace)),
+                ..K8sDeleteOptions::default()
+            }),
         };
-        match self.pods().create_subresource::<_, kube::core::Status>("eviction", pod, &PostParams::default(), &eviction).await {
+        match self
+            .pods()
+            .create_subresource::<_, kube::core::Status>(
+                "eviction",
+                pod,
+                &PostParams::default(),
+                &eviction,
+            )
+            .await
+        {
             Ok(_) => Ok(EvictOutcome::Evicted),
-            Err(kube::Error::Api(status)) if status.code == 429 => Ok(EvictOutcome::RefusedByBudget { message: status.message }),
+            Err(kube::Error::Api(status)) if status.code == 429 => {
+                Ok(EvictOutcome::RefusedByBudget {
+                    message: status.message,
+                })
+            }
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(EvictOutcome::NotFound),
             Err(source) => Err(self.api_error("evict", format!("pod {pod}"))(source)),
         }
@@ -175,7 +250,11 @@ impl Fleet {
 
     /// Deletes the pod with grace period 0: SIGKILL, no PDB.
     pub async fn kill(&self, pod: &str) -> Result<KillOutcome, FleetError> {
-        match self.pods().delete(pod, &DeleteParams::default().grace_period(0)).await {
+        match self
+            .pods()
+            .delete(pod, &DeleteParams::default().grace_period(0))
+            .await
+        {
             Ok(_) => Ok(KillOutcome::Killed),
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(KillOutcome::NotFound),
             Err(source) => Err(self.api_error("kill", format!("pod {pod}"))(source)),
@@ -184,8 +263,16 @@ impl Fleet {
 
     /// The pod's log.
     pub async fn logs(&self, pod: &str, request: &LogRequest) -> Result<String, FleetError> {
-        let params = LogParams { container: request.container.clone(), previous: request.previous, tail_lines: request.tail_lines, ..LogParams::default() };
-        self.pods().logs(pod, &params).await.map_err(self.api_error("read logs of", format!("pod {pod}")))
+        let params = LogParams {
+            container: request.container.clone(),
+            previous: request.previous,
+            tail_lines: request.tail_lines,
+            ..LogParams::default()
+        };
+        self.pods()
+            .logs(pod, &params)
+            .await
+            .map_err(self.api_error("read logs of", format!("pod {pod}")))
     }
 }
 
@@ -210,12 +297,21 @@ mod tests {
             assert_eq!(request.method(), http::Method::POST);
             assert_eq!(request.uri().path(), format!("{PODS}/agent-0/eviction"));
             let body = mock::json_body(request).await;
-            assert_eq!((body["apiVersion"].as_str(), body["kind"].as_str()), (Some("policy/v1"), Some("Eviction")));
+            assert_eq!(
+                (body["apiVersion"].as_str(), body["kind"].as_str()),
+                (Some("policy/v1"), Some("Eviction"))
+            );
             assert_eq!(body["metadata"]["name"], "agent-0");
             assert_eq!(body["deleteOptions"]["gracePeriodSeconds"], 30);
-            respond.send_response(mock::json(201, json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201})));
+            respond.send_response(mock::json(
+                201,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201}),
+            ));
         });
-        assert_eq!(fleet.evict("agent-0", Some(30)).await.unwrap(), EvictOutcome::Evicted);
+        assert_eq!(
+            fleet.evict("agent-0", Some(30)).await.unwrap(),
+            EvictOutcome::Evicted
+        );
         server.await.unwrap();
     }
 
@@ -224,11 +320,17 @@ mod tests {
         let (fleet, mut handle) = fleet();
         let server = tokio::spawn(async move {
             let (_, respond) = mock::next(&mut handle, "eviction POST").await;
-            respond.send_response(mock::status(429, "TooManyRequests", "Cannot evict pod as it would violate the pod's disruption budget."));
+            respond.send_response(mock::status(
+                429,
+                "TooManyRequests",
+                "Cannot evict pod as it would violate the pod's disruption budget.",
+            ));
         });
         assert_eq!(
             fleet.evict("agent-1", None).await.unwrap(),
-            EvictOutcome::RefusedByBudget { message: "Cannot evict pod as it would violate the pod's disruption budget.".into() }
+            EvictOutcome::RefusedByBudget {
+                message: "Cannot evict pod as it would violate the pod's disruption budget.".into()
+            }
         );
         server.await.unwrap();
     }
@@ -242,9 +344,15 @@ mod tests {
             let (_, respond) = mock::next(&mut handle, "eviction POST").await;
             respond.send_response(mock::status(500, "InternalError", "etcd timeout"));
         });
-        assert_eq!(fleet.evict("ghost", None).await.unwrap(), EvictOutcome::NotFound);
+        assert_eq!(
+            fleet.evict("ghost", None).await.unwrap(),
+            EvictOutcome::NotFound
+        );
         let error = fleet.evict("agent-2", None).await.unwrap_err().to_string();
-        assert!(error.contains("evict pod agent-2") && error.contains("af-eviction-abc123"), "{error}");
+        assert!(
+            error.contains("evict pod agent-2") && error.contains("af-eviction-abc123"),
+            "{error}"
+        );
         server.await.unwrap();
     }
 
@@ -257,7 +365,10 @@ mod tests {
             assert_eq!(request.uri().path(), format!("{PODS}/agent-0"));
             let body = mock::json_body(request).await;
             assert_eq!(body["gracePeriodSeconds"], 0);
-            respond.send_response(mock::json(200, json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "agent-0"}})));
+            respond.send_response(mock::json(
+                200,
+                json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "agent-0"}}),
+            ));
             let (_, respond) = mock::next(&mut handle, "pod DELETE").await;
             respond.send_response(mock::status(404, "NotFound", "gone"));
         });
@@ -277,8 +388,15 @@ mod tests {
             assert_eq!(mock::query(&request, "tailLines").as_deref(), Some("100"));
             respond.send_response(mock::text(200, "{\"msg\":\"checkpoint written\"}\n"));
         });
-        let request = LogRequest { container: Some("agent".into()), previous: true, tail_lines: Some(100) };
-        assert_eq!(fleet.logs("agent-0", &request).await.unwrap(), "{\"msg\":\"checkpoint written\"}\n");
+        let request = LogRequest {
+            container: Some("agent".into()),
+            previous: true,
+            tail_lines: Some(100),
+        };
+        assert_eq!(
+            fleet.logs("agent-0", &request).await.unwrap(),
+            "{\"msg\":\"checkpoint written\"}\n"
+        );
         server.await.unwrap();
     }
 
@@ -287,14 +405,20 @@ mod tests {
         let (fleet, mut handle) = fleet();
         let server = tokio::spawn(async move {
             let (request, respond) = mock::next(&mut handle, "pod LIST").await;
-            assert_eq!(mock::query(&request, "labelSelector").as_deref(), Some("app%3Dai-agent"));
+            assert_eq!(
+                mock::query(&request, "labelSelector").as_deref(),
+                Some("app%3Dai-agent")
+            );
             respond.send_response(mock::list("PodList", "v1", "5", vec![
                 json!({"metadata": {"name": "b"}, "status": {"phase": "Running"}}),
                 json!({"metadata": {"name": "a"}, "status": {"phase": "Failed", "containerStatuses": [{"name": "agent", "image": "", "imageID": "", "ready": false, "restartCount": 0, "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]}}),
             ]));
         });
         let agents = fleet.agents(AGENT_SELECTOR).await.unwrap();
-        assert_eq!(agents.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(
+            agents.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
         assert!(agents[0].oom_killed && !agents[1].oom_killed);
         server.await.unwrap();
     }
@@ -305,9 +429,18 @@ mod tests {
         let server = tokio::spawn(async move {
             let (request, respond) = mock::next(&mut handle, "ScaledJob PATCH").await;
             assert_eq!(request.method(), http::Method::PATCH);
-            assert_eq!(request.uri().path(), "/apis/keda.sh/v1alpha1/namespaces/af-eviction-abc123/scaledjobs/agent-scaledjob");
-            assert_eq!(request.headers()["content-type"], "application/apply-patch+yaml");
-            assert_eq!(mock::query(&request, "fieldManager").as_deref(), Some("agentfleet"));
+            assert_eq!(
+                request.uri().path(),
+                "/apis/keda.sh/v1alpha1/namespaces/af-eviction-abc123/scaledjobs/agent-scaledjob"
+            );
+            assert_eq!(
+                request.headers()["content-type"],
+                "application/apply-patch+yaml"
+            );
+            assert_eq!(
+                mock::query(&request, "fieldManager").as_deref(),
+                Some("agentfleet")
+            );
             let body = mock::json_body(request).await;
             assert_eq!(body["metadata"]["namespace"], "af-eviction-abc123");
             respond.send_response(mock::json(200, body));
@@ -322,15 +455,24 @@ mod tests {
         let (fleet, mut handle) = fleet();
         let server = tokio::spawn(async move {
             let (request, respond) = mock::next(&mut handle, "Job PATCH").await;
-            assert_eq!(request.uri().path(), "/apis/batch/v1/namespaces/af-eviction-abc123/jobs/agent-batch");
+            assert_eq!(
+                request.uri().path(),
+                "/apis/batch/v1/namespaces/af-eviction-abc123/jobs/agent-batch"
+            );
             assert_eq!(mock::query(&request, "force").as_deref(), Some("true"));
             let body = mock::json_body(request).await;
-            assert_eq!((body["apiVersion"].as_str(), body["kind"].as_str()), (Some("batch/v1"), Some("Job")));
+            assert_eq!(
+                (body["apiVersion"].as_str(), body["kind"].as_str()),
+                (Some("batch/v1"), Some("Job"))
+            );
             respond.send_response(mock::json(200, body));
         });
         let job: Job = serde_json::from_value(json!({"metadata": {"name": "agent-batch"}, "spec": {"template": {"spec": {"containers": []}}}})).unwrap();
         let applied = fleet.apply_job(&job).await.unwrap();
-        assert_eq!(applied.metadata.namespace.as_deref(), Some("af-eviction-abc123"));
+        assert_eq!(
+            applied.metadata.namespace.as_deref(),
+            Some("af-eviction-abc123")
+        );
         server.await.unwrap();
     }
 

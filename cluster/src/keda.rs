@@ -12,7 +12,7 @@ use std::time::Duration;
 use kube::Client;
 use serde_json::Value;
 
-use crate::apply::{ApplyError, Applier, wait_deployment_available};
+use crate::apply::{Applier, ApplyError, wait_deployment_available};
 use crate::download::{self, Artifact, Checksum, DownloadError};
 use crate::kustomize::{self, KustomizeError, Rendered};
 use crate::wait::WaitError;
@@ -41,7 +41,9 @@ pub fn keda_artifact(cache_dir: &Path, version: &str, sha256: Option<String>) ->
     Artifact {
         what: format!("KEDA {version} release YAML"),
         url: keda_url(version),
-        checksum: sha256.map(|hex| Checksum::Pinned(hex.to_ascii_lowercase())).unwrap_or(Checksum::Unpinned),
+        checksum: sha256
+            .map(|hex| Checksum::Pinned(hex.to_ascii_lowercase()))
+            .unwrap_or(Checksum::Unpinned),
         dest: keda_cache_path(cache_dir, version),
         executable: false,
     }
@@ -73,12 +75,21 @@ pub fn deployments(objects: &[Value]) -> Vec<(String, String)> {
     objects
         .iter()
         .filter(|o| o["kind"] == "Deployment")
-        .filter_map(|o| Some((o["metadata"]["namespace"].as_str()?.to_owned(), o["metadata"]["name"].as_str()?.to_owned())))
+        .filter_map(|o| {
+            Some((
+                o["metadata"]["namespace"].as_str()?.to_owned(),
+                o["metadata"]["name"].as_str()?.to_owned(),
+            ))
+        })
         .collect()
 }
 
 /// Applies `objects` (CRDs waited for by the applier) and waits for their Deployments.
-pub async fn apply_and_wait(client: Client, objects: Vec<Value>, timeout: Duration) -> Result<Installed, InstallError> {
+pub async fn apply_and_wait(
+    client: Client,
+    objects: Vec<Value>,
+    timeout: Duration,
+) -> Result<Installed, InstallError> {
     let waits = deployments(&objects);
     let mut applier = Applier::new(client.clone());
     applier.crd_timeout = timeout;
@@ -95,12 +106,20 @@ pub async fn apply_and_wait(client: Client, objects: Vec<Value>, timeout: Durati
 pub async fn keda_objects(cache_dir: &Path, version: &str) -> Result<Vec<Value>, InstallError> {
     let artifact = keda_artifact(cache_dir, version, std::env::var(KEDA_SHA256_ENV).ok());
     let path = download::fetch(&artifact).await?;
-    let text = std::fs::read_to_string(&path).map_err(|source| KustomizeError::Read { path: path.clone(), source })?;
+    let text = std::fs::read_to_string(&path).map_err(|source| KustomizeError::Read {
+        path: path.clone(),
+        source,
+    })?;
     Ok(kustomize::parse_documents(&path, &text)?)
 }
 
 /// Installs KEDA and waits until its CRDs are Established and its Deployments available.
-pub async fn install_keda(client: Client, cache_dir: &Path, version: &str, timeout: Duration) -> Result<Installed, InstallError> {
+pub async fn install_keda(
+    client: Client,
+    cache_dir: &Path,
+    version: &str,
+    timeout: Duration,
+) -> Result<Installed, InstallError> {
     let objects = keda_objects(cache_dir, version).await?;
     apply_and_wait(client, objects, timeout).await
 }
@@ -112,7 +131,11 @@ pub fn render_kind_overlay(manifests_dir: &Path) -> Result<Rendered, KustomizeEr
 
 /// Installs the platform and the fleet from manifests/overlays/kind. KEDA must be installed
 /// first: the fleet's ScaledJob and TriggerAuthentication are KEDA kinds.
-pub async fn install_platform(client: Client, manifests_dir: &Path, timeout: Duration) -> Result<Installed, InstallError> {
+pub async fn install_platform(
+    client: Client,
+    manifests_dir: &Path,
+    timeout: Duration,
+) -> Result<Installed, InstallError> {
     let rendered = render_kind_overlay(manifests_dir)?;
     apply_and_wait(client, rendered.objects, timeout).await
 }
@@ -124,9 +147,19 @@ mod tests {
     #[tokio::test]
     async fn offline_keda_without_preload_names_the_file_and_the_fix() {
         let dir = tempfile::tempdir().unwrap();
-        let error = download::fetch(&keda_artifact(dir.path(), KEDA_VERSION, None)).await.unwrap_err().to_string();
+        let error = download::fetch(&keda_artifact(dir.path(), KEDA_VERSION, None))
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(error.contains(&keda_url(KEDA_VERSION)), "{error}");
-        assert!(error.contains(&keda_cache_path(dir.path(), KEDA_VERSION).display().to_string()), "{error}");
+        assert!(
+            error.contains(
+                &keda_cache_path(dir.path(), KEDA_VERSION)
+                    .display()
+                    .to_string()
+            ),
+            "{error}"
+        );
     }
 
     #[tokio::test]
@@ -136,14 +169,20 @@ mod tests {
         std::fs::write(keda_cache_path(dir.path(), "9.9.9"), yaml).unwrap();
         let objects = keda_objects(dir.path(), "9.9.9").await.unwrap();
         assert_eq!(objects.len(), 2);
-        assert_eq!(deployments(&objects), vec![("keda".to_owned(), "keda-operator".to_owned())]);
+        assert_eq!(
+            deployments(&objects),
+            vec![("keda".to_owned(), "keda-operator".to_owned())]
+        );
     }
 
     #[test]
     fn the_kind_overlay_waits_for_the_three_platform_deployments() {
         let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests");
         let rendered = render_kind_overlay(&manifests).unwrap();
-        let mut names: Vec<String> = deployments(&rendered.objects).into_iter().map(|(_, n)| n).collect();
+        let mut names: Vec<String> = deployments(&rendered.objects)
+            .into_iter()
+            .map(|(_, n)| n)
+            .collect();
         names.sort();
         assert_eq!(names, ["gateway", "prometheus", "rabbitmq"]);
     }

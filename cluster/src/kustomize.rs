@@ -34,13 +34,26 @@ pub enum KustomizeError {
     #[error("{path} is not valid YAML: {reason}")]
     Yaml { path: PathBuf, reason: String },
     #[error("{path}: field `{field}` is not supported by agentfleet's kustomize subset; {hint}")]
-    Unsupported { path: PathBuf, field: String, hint: String },
+    Unsupported {
+        path: PathBuf,
+        field: String,
+        hint: String,
+    },
     #[error("{path}: {problem}")]
     Invalid { path: PathBuf, problem: String },
     #[error("{path}: patch #{index} ({target}) matches no object; fix its target or remove it")]
-    PatchMatchesNothing { path: PathBuf, index: usize, target: String },
+    PatchMatchesNothing {
+        path: PathBuf,
+        index: usize,
+        target: String,
+    },
     #[error("{path}: patch #{index} failed on {object}: {reason}")]
-    PatchFailed { path: PathBuf, index: usize, object: String, reason: String },
+    PatchFailed {
+        path: PathBuf,
+        index: usize,
+        object: String,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -100,7 +113,8 @@ pub struct PatchTarget {
 
 impl std::fmt::Display for PatchTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let part = |label: &str, value: &Option<String>| value.as_ref().map(|v| format!("{label}={v}"));
+        let part =
+            |label: &str, value: &Option<String>| value.as_ref().map(|v| format!("{label}={v}"));
         let parts: Vec<String> = [
             part("group", &self.group),
             part("version", &self.version),
@@ -147,7 +161,8 @@ pub fn describe(object: &Value) -> String {
 pub fn render(dir: &Path) -> Result<Rendered, KustomizeError> {
     let path = dir.join("kustomization.yaml");
     let text = read(&path)?;
-    let kustomization: Kustomization = serde_saphyr::from_str(&text).map_err(|e| unsupported_or_yaml(&path, e.to_string()))?;
+    let kustomization: Kustomization =
+        serde_saphyr::from_str(&text).map_err(|e| unsupported_or_yaml(&path, e.to_string()))?;
     let mut rendered = Rendered::default();
     for resource in &kustomization.resources {
         let target = dir.join(resource);
@@ -156,7 +171,9 @@ pub fn render(dir: &Path) -> Result<Rendered, KustomizeError> {
             rendered.objects.extend(sub.objects);
             rendered.patches.extend(sub.patches);
         } else {
-            rendered.objects.extend(parse_documents(&target, &read(&target)?)?);
+            rendered
+                .objects
+                .extend(parse_documents(&target, &read(&target)?)?);
         }
     }
     for generator in &kustomization.config_map_generator {
@@ -182,38 +199,59 @@ pub fn render(dir: &Path) -> Result<Rendered, KustomizeError> {
         }
     }
     for (index, entry) in kustomization.patches.iter().enumerate() {
-        rendered.patches.push(apply_patch(&path, index, entry, &mut rendered.objects)?);
+        rendered
+            .patches
+            .push(apply_patch(&path, index, entry, &mut rendered.objects)?);
     }
     Ok(rendered)
 }
 
 fn read(path: &Path) -> Result<String, KustomizeError> {
-    std::fs::read_to_string(path).map_err(|source| KustomizeError::Read { path: path.to_owned(), source })
+    std::fs::read_to_string(path).map_err(|source| KustomizeError::Read {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 fn unsupported_or_yaml(path: &Path, reason: String) -> KustomizeError {
-    if let Some(field) = reason.split("unknown field `").nth(1).and_then(|rest| rest.split('`').next()) {
+    if let Some(field) = reason
+        .split("unknown field `")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next())
+    {
         return KustomizeError::Unsupported {
             path: path.to_owned(),
             field: field.to_owned(),
             hint: "render this kustomization with `kustomize build` instead, or extend cluster/src/kustomize.rs".into(),
         };
     }
-    KustomizeError::Yaml { path: path.to_owned(), reason }
+    KustomizeError::Yaml {
+        path: path.to_owned(),
+        reason,
+    }
 }
 
 /// The non-empty documents of a multi-document YAML file.
 pub fn parse_documents(path: &Path, text: &str) -> Result<Vec<Value>, KustomizeError> {
-    let documents: Vec<Value> = serde_saphyr::from_str_multiple(text).map_err(|e| KustomizeError::Yaml { path: path.to_owned(), reason: e.to_string() })?;
+    let documents: Vec<Value> =
+        serde_saphyr::from_str_multiple(text).map_err(|e| KustomizeError::Yaml {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
     let mut objects = Vec::new();
     for (index, document) in documents.into_iter().enumerate() {
         if document.is_null() {
             continue;
         }
-        if document["kind"].as_str().is_none() || document["apiVersion"].as_str().is_none() || document["metadata"]["name"].as_str().is_none() {
+        if document["kind"].as_str().is_none()
+            || document["apiVersion"].as_str().is_none()
+            || document["metadata"]["name"].as_str().is_none()
+        {
             return Err(KustomizeError::Invalid {
                 path: path.to_owned(),
-                problem: format!("document #{index} lacks apiVersion, kind or metadata.name; every document must be a Kubernetes object"),
+                problem: format!(
+                    "document #{index} lacks apiVersion, kind or metadata.name; every document must be a Kubernetes object"
+                ),
             });
         }
         objects.push(document);
@@ -223,20 +261,47 @@ pub fn parse_documents(path: &Path, text: &str) -> Result<Vec<Value>, KustomizeE
 
 /// The mapping at `value[outer][inner]`, created when absent; `None` when something in the way
 /// is not a mapping.
-fn nested_map<'a>(value: &'a mut Value, outer: &str, inner: &str) -> Option<&'a mut serde_json::Map<String, Value>> {
-    let outer = value.as_object_mut()?.entry(outer).or_insert_with(|| Value::Object(Default::default())).as_object_mut()?;
-    outer.entry(inner).or_insert_with(|| Value::Object(Default::default())).as_object_mut()
+fn nested_map<'a>(
+    value: &'a mut Value,
+    outer: &str,
+    inner: &str,
+) -> Option<&'a mut serde_json::Map<String, Value>> {
+    let outer = value
+        .as_object_mut()?
+        .entry(outer)
+        .or_insert_with(|| Value::Object(Default::default()))
+        .as_object_mut()?;
+    outer
+        .entry(inner)
+        .or_insert_with(|| Value::Object(Default::default()))
+        .as_object_mut()
 }
 
-fn generate_config_map(dir: &Path, kustomization: &Path, generator: &ConfigMapGenerator) -> Result<Value, KustomizeError> {
+fn generate_config_map(
+    dir: &Path,
+    kustomization: &Path,
+    generator: &ConfigMapGenerator,
+) -> Result<Value, KustomizeError> {
     let mut data = serde_json::Map::new();
     for file in &generator.files {
         let (key, relative) = match file.split_once('=') {
             Some((key, relative)) => (key.to_owned(), relative),
-            None => (Path::new(file).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), file.as_str()),
+            None => (
+                Path::new(file)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                file.as_str(),
+            ),
         };
         if key.is_empty() {
-            return Err(KustomizeError::Invalid { path: kustomization.to_owned(), problem: format!("configMapGenerator {}: file `{file}` has no name", generator.name) });
+            return Err(KustomizeError::Invalid {
+                path: kustomization.to_owned(),
+                problem: format!(
+                    "configMapGenerator {}: file `{file}` has no name",
+                    generator.name
+                ),
+            });
         }
         data.insert(key, Value::String(read(&dir.join(relative))?));
     }
@@ -244,7 +309,9 @@ fn generate_config_map(dir: &Path, kustomization: &Path, generator: &ConfigMapGe
     if let Some(namespace) = &generator.namespace {
         metadata["namespace"] = Value::String(namespace.clone());
     }
-    Ok(serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data}))
+    Ok(
+        serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data}),
+    )
 }
 
 /// Annotates the pod templates that mount `config_map` with the hash of its data.
@@ -257,7 +324,13 @@ fn hash_into_templates(objects: &mut [Value], config_map: &Value) {
             continue;
         }
         // `get_mut`, not `[]`: indexing a Value mutably inserts missing keys.
-        let Some(template) = object.get_mut("spec").and_then(|s| s.get_mut("template")).filter(|t| t.is_object()) else { continue };
+        let Some(template) = object
+            .get_mut("spec")
+            .and_then(|s| s.get_mut("template"))
+            .filter(|t| t.is_object())
+        else {
+            continue;
+        };
         if !mounts_config_map(&template["spec"]["volumes"], name) {
             continue;
         }
@@ -274,7 +347,11 @@ fn mounts_config_map(volumes: &Value, name: &str) -> bool {
             volume["configMap"]["name"].as_str() == Some(name)
                 || volume["projected"]["sources"]
                     .as_array()
-                    .is_some_and(|sources| sources.iter().any(|s| s["configMap"]["name"].as_str() == Some(name)))
+                    .is_some_and(|sources| {
+                        sources
+                            .iter()
+                            .any(|s| s["configMap"]["name"].as_str() == Some(name))
+                    })
         })
     })
 }
@@ -282,7 +359,10 @@ fn mounts_config_map(volumes: &Value, name: &str) -> bool {
 /// kustomize treats target names as anchored regular expressions; we accept literals and
 /// alternations of literals, which is all the overlays use.
 fn name_matches(pattern: &str, name: &str, kustomization: &Path) -> Result<bool, KustomizeError> {
-    if pattern.chars().any(|c| !(c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '|')) {
+    if pattern
+        .chars()
+        .any(|c| !(c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '|'))
+    {
         return Err(KustomizeError::Unsupported {
             path: kustomization.to_owned(),
             field: format!("patches[].target.name `{pattern}`"),
@@ -292,46 +372,97 @@ fn name_matches(pattern: &str, name: &str, kustomization: &Path) -> Result<bool,
     Ok(pattern.split('|').any(|alternative| alternative == name))
 }
 
-fn target_matches(target: &PatchTarget, object: &Value, kustomization: &Path) -> Result<bool, KustomizeError> {
+fn target_matches(
+    target: &PatchTarget,
+    object: &Value,
+    kustomization: &Path,
+) -> Result<bool, KustomizeError> {
     let api_version = object["apiVersion"].as_str().unwrap_or_default();
     let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
     let checks = [
         (&target.group, group),
         (&target.version, version),
         (&target.kind, object["kind"].as_str().unwrap_or_default()),
-        (&target.namespace, object["metadata"]["namespace"].as_str().unwrap_or_default()),
+        (
+            &target.namespace,
+            object["metadata"]["namespace"].as_str().unwrap_or_default(),
+        ),
     ];
-    if checks.iter().any(|(want, have)| want.as_deref().is_some_and(|w| w != *have)) {
+    if checks
+        .iter()
+        .any(|(want, have)| want.as_deref().is_some_and(|w| w != *have))
+    {
         return Ok(false);
     }
     match &target.name {
-        Some(pattern) => name_matches(pattern, object["metadata"]["name"].as_str().unwrap_or_default(), kustomization),
+        Some(pattern) => name_matches(
+            pattern,
+            object["metadata"]["name"].as_str().unwrap_or_default(),
+            kustomization,
+        ),
         None => Ok(true),
     }
 }
 
-fn apply_patch(kustomization: &Path, index: usize, entry: &PatchEntry, objects: &mut [Value]) -> Result<AppliedPatch, KustomizeError> {
-    let unsupported = |field: &str, hint: &str| KustomizeError::Unsupported { path: kustomization.to_owned(), field: field.into(), hint: hint.into() };
+fn apply_patch(
+    kustomization: &Path,
+    index: usize,
+    entry: &PatchEntry,
+    objects: &mut [Value],
+) -> Result<AppliedPatch, KustomizeError> {
+    let unsupported = |field: &str, hint: &str| KustomizeError::Unsupported {
+        path: kustomization.to_owned(),
+        field: field.into(),
+        hint: hint.into(),
+    };
     if entry.path.is_some() {
-        return Err(unsupported("patches[].path", "inline the patch with `patch: |-`"));
+        return Err(unsupported(
+            "patches[].path",
+            "inline the patch with `patch: |-`",
+        ));
     }
-    let target = entry.target.clone().ok_or_else(|| unsupported("patches[] without target", "give every patch a target"))?;
-    let text = entry.patch.as_deref().ok_or_else(|| unsupported("patches[] without patch", "inline a JSON 6902 list with `patch: |-`"))?;
-    let operations: Value = serde_saphyr::from_str(text).map_err(|e| KustomizeError::Yaml { path: kustomization.to_owned(), reason: format!("patch #{index}: {e}") })?;
+    let target = entry
+        .target
+        .clone()
+        .ok_or_else(|| unsupported("patches[] without target", "give every patch a target"))?;
+    let text = entry.patch.as_deref().ok_or_else(|| {
+        unsupported(
+            "patches[] without patch",
+            "inline a JSON 6902 list with `patch: |-`",
+        )
+    })?;
+    let operations: Value = serde_saphyr::from_str(text).map_err(|e| KustomizeError::Yaml {
+        path: kustomization.to_owned(),
+        reason: format!("patch #{index}: {e}"),
+    })?;
     if !operations.is_array() {
-        return Err(unsupported("patches[] strategic-merge patch", "write the patch as a JSON 6902 operation list"));
+        return Err(unsupported(
+            "patches[] strategic-merge patch",
+            "write the patch as a JSON 6902 operation list",
+        ));
     }
     let described: Vec<String> = operations
         .as_array()
         .into_iter()
         .flatten()
         .map(|op| {
-            let value = if op.get("value").is_some() { format!(" = {}", op["value"]) } else { String::new() };
-            format!("{} {}{value}", op["op"].as_str().unwrap_or("?"), op["path"].as_str().unwrap_or("?"))
+            let value = if op.get("value").is_some() {
+                format!(" = {}", op["value"])
+            } else {
+                String::new()
+            };
+            format!(
+                "{} {}{value}",
+                op["op"].as_str().unwrap_or("?"),
+                op["path"].as_str().unwrap_or("?")
+            )
         })
         .collect();
-    let patch: json_patch::Patch = serde_json::from_value(operations)
-        .map_err(|e| KustomizeError::Invalid { path: kustomization.to_owned(), problem: format!("patch #{index} is not a JSON 6902 operation list: {e}") })?;
+    let patch: json_patch::Patch =
+        serde_json::from_value(operations).map_err(|e| KustomizeError::Invalid {
+            path: kustomization.to_owned(),
+            problem: format!("patch #{index} is not a JSON 6902 operation list: {e}"),
+        })?;
     let mut patched = Vec::new();
     for object in objects.iter_mut() {
         if !target_matches(&target, object, kustomization)? {
@@ -347,9 +478,18 @@ fn apply_patch(kustomization: &Path, index: usize, entry: &PatchEntry, objects: 
         patched.push(name);
     }
     if patched.is_empty() {
-        return Err(KustomizeError::PatchMatchesNothing { path: kustomization.to_owned(), index, target: target.to_string() });
+        return Err(KustomizeError::PatchMatchesNothing {
+            path: kustomization.to_owned(),
+            index,
+            target: target.to_string(),
+        });
     }
-    Ok(AppliedPatch { kustomization: kustomization.to_owned(), target: target.to_string(), operations: described, objects: patched })
+    Ok(AppliedPatch {
+        kustomization: kustomization.to_owned(),
+        target: target.to_string(),
+        operations: described,
+        objects: patched,
+    })
 }
 
 #[cfg(test)]
@@ -365,7 +505,12 @@ mod tests {
             .objects
             .iter()
             .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
-            .unwrap_or_else(|| panic!("{kind} {name} not rendered; have {:?}", rendered.objects.iter().map(describe).collect::<Vec<_>>()))
+            .unwrap_or_else(|| {
+                panic!(
+                    "{kind} {name} not rendered; have {:?}",
+                    rendered.objects.iter().map(describe).collect::<Vec<_>>()
+                )
+            })
     }
 
     #[test]
@@ -373,25 +518,49 @@ mod tests {
         let rendered = render(&manifests().join("overlays/kind")).unwrap();
         let pvc = find(&rendered, "PersistentVolumeClaim", "agent-checkpoints");
         assert_eq!(pvc["spec"]["storageClassName"], "standard");
-        assert_eq!(pvc["spec"]["accessModes"], serde_json::json!(["ReadWriteOnce"]));
+        assert_eq!(
+            pvc["spec"]["accessModes"],
+            serde_json::json!(["ReadWriteOnce"])
+        );
         let job = find(&rendered, "Job", "agent-batch");
-        assert_eq!(job["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"], "Never");
+        assert_eq!(
+            job["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"],
+            "Never"
+        );
         let scaled = find(&rendered, "ScaledJob", "agent-scaledjob");
-        assert_eq!(scaled["spec"]["jobTargetRef"]["template"]["spec"]["containers"][0]["imagePullPolicy"], "Never");
+        assert_eq!(
+            scaled["spec"]["jobTargetRef"]["template"]["spec"]["containers"][0]["imagePullPolicy"],
+            "Never"
+        );
         for name in ["rabbitmq", "gateway", "prometheus"] {
             let deployment = find(&rendered, "Deployment", name);
-            assert_eq!(deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"], "Never", "{name}");
+            assert_eq!(
+                deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"], "Never",
+                "{name}"
+            );
         }
         assert_eq!(rendered.patches.len(), 4);
-        assert_eq!(rendered.patches[3].objects.len(), 3, "{:?}", rendered.patches[3]);
+        assert_eq!(
+            rendered.patches[3].objects.len(),
+            3,
+            "{:?}",
+            rendered.patches[3]
+        );
     }
 
     #[test]
     fn metadata_labels_are_added_but_selectors_are_untouched() {
         let rendered = render(&manifests().join("overlays/kind")).unwrap();
         let deployment = find(&rendered, "Deployment", "gateway");
-        assert_eq!(deployment["metadata"]["labels"]["app.kubernetes.io/part-of"], "agentfleet");
-        assert!(deployment["spec"]["selector"]["matchLabels"].get("app.kubernetes.io/part-of").is_none());
+        assert_eq!(
+            deployment["metadata"]["labels"]["app.kubernetes.io/part-of"],
+            "agentfleet"
+        );
+        assert!(
+            deployment["spec"]["selector"]["matchLabels"]
+                .get("app.kubernetes.io/part-of")
+                .is_none()
+        );
     }
 
     #[test]
@@ -399,18 +568,34 @@ mod tests {
         let rendered = render(&manifests().join("overlays/kind")).unwrap();
         let config = find(&rendered, "ConfigMap", "rabbitmq-config");
         assert_eq!(config["metadata"]["namespace"], "message-queue");
-        assert!(config["data"]["rabbitmq.conf"].as_str().is_some_and(|s| !s.is_empty()));
+        assert!(
+            config["data"]["rabbitmq.conf"]
+                .as_str()
+                .is_some_and(|s| !s.is_empty())
+        );
         let deployment = find(&rendered, "Deployment", "rabbitmq");
         let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];
-        assert!(annotations.get(format!("{CONFIG_HASH_ANNOTATION}.rabbitmq-config")).is_some(), "{annotations}");
+        assert!(
+            annotations
+                .get(format!("{CONFIG_HASH_ANNOTATION}.rabbitmq-config"))
+                .is_some(),
+            "{annotations}"
+        );
     }
 
     #[test]
     fn objects_without_a_pod_template_are_not_touched() {
         let rendered = render(&manifests().join("overlays/kind")).unwrap();
         for object in &rendered.objects {
-            if object["kind"] != "Deployment" && object["kind"] != "Job" && object["kind"] != "ScaledJob" {
-                assert!(object["spec"].get("template").is_none(), "{}", describe(object));
+            if object["kind"] != "Deployment"
+                && object["kind"] != "Job"
+                && object["kind"] != "ScaledJob"
+            {
+                assert!(
+                    object["spec"].get("template").is_none(),
+                    "{}",
+                    describe(object)
+                );
             }
         }
         let namespace = find(&rendered, "Namespace", "agents");
@@ -420,34 +605,55 @@ mod tests {
     #[test]
     fn unsupported_fields_are_named() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("kustomization.yaml"), "resources: []\nnamespace: x\n").unwrap();
+        std::fs::write(
+            dir.path().join("kustomization.yaml"),
+            "resources: []\nnamespace: x\n",
+        )
+        .unwrap();
         let error = render(dir.path()).unwrap_err().to_string();
-        assert!(error.contains("kustomization.yaml") && error.contains("`namespace`"), "{error}");
+        assert!(
+            error.contains("kustomization.yaml") && error.contains("`namespace`"),
+            "{error}"
+        );
     }
 
     #[test]
     fn a_patch_that_matches_nothing_fails() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("a.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n").unwrap();
+        std::fs::write(
+            dir.path().join("a.yaml"),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n",
+        )
+        .unwrap();
         std::fs::write(
             dir.path().join("kustomization.yaml"),
             "resources: [a.yaml]\npatches:\n  - target: {kind: ConfigMap, name: b}\n    patch: |-\n      - op: add\n        path: /data\n        value: {}\n",
         )
         .unwrap();
         let error = render(dir.path()).unwrap_err();
-        assert!(matches!(error, KustomizeError::PatchMatchesNothing { .. }), "{error}");
+        assert!(
+            matches!(error, KustomizeError::PatchMatchesNothing { .. }),
+            "{error}"
+        );
     }
 
     #[test]
     fn a_replace_of_a_missing_path_fails_loudly() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("a.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n").unwrap();
+        std::fs::write(
+            dir.path().join("a.yaml"),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n",
+        )
+        .unwrap();
         std::fs::write(
             dir.path().join("kustomization.yaml"),
             "resources: [a.yaml]\npatches:\n  - target: {kind: ConfigMap, name: a}\n    patch: |-\n      - op: replace\n        path: /data/x\n        value: y\n",
         )
         .unwrap();
         let error = render(dir.path()).unwrap_err();
-        assert!(matches!(error, KustomizeError::PatchFailed { .. }), "{error}");
+        assert!(
+            matches!(error, KustomizeError::PatchFailed { .. }),
+            "{error}"
+        );
     }
 }

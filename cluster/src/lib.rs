@@ -1,7 +1,8 @@
 //! The Kubernetes side of agentfleet.
 //!
 //! Everything a scenario needs from a real cluster, as typed operations the harness' `Runtime`
-//! adapter maps 1:1 onto: boot or reuse a kind cluster ([`kind`]), server-side apply manifests
+//! adapter maps 1:1 onto: boot or reuse a kind cluster ([`kind`], [`download`], [`up`]),
+//! server-side apply manifests
 //! ([`apply`], [`kustomize`]), install KEDA and the platform ([`keda`]), give every scenario its
 //! own namespace that is removed whatever happens ([`namespace`]), and run agents, evict, kill,
 //! read logs, probe the network and stream events ([`fleet`], [`probe`], [`events`]). The checks
@@ -43,7 +44,9 @@ pub const FIELD_MANAGER: &str = "agentfleet";
 /// aws-lc-rs, and with two providers compiled in rustls panics unless one is installed.
 pub async fn connect() -> Result<kube::Client, ConnectError> {
     tls::install_crypto_provider();
-    kube::Client::try_default().await.map_err(|source| ConnectError { source })
+    kube::Client::try_default()
+        .await
+        .map_err(|source| ConnectError { source })
 }
 
 /// No kube client could be built from the environment.

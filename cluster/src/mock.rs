@@ -16,7 +16,10 @@ pub fn client() -> (kube::Client, MockHandle) {
 }
 
 /// The next request, or a panic saying which request the test waited for.
-pub async fn next(handle: &mut MockHandle, expecting: &str) -> (Request<Body>, SendResponse<Response<Body>>) {
+pub async fn next(
+    handle: &mut MockHandle,
+    expecting: &str,
+) -> (Request<Body>, SendResponse<Response<Body>>) {
     match tokio::time::timeout(Duration::from_secs(5), handle.next_request()).await {
         Ok(Some(pair)) => pair,
         Ok(None) => panic!("client dropped before sending {expecting}"),
@@ -26,10 +29,18 @@ pub async fn next(handle: &mut MockHandle, expecting: &str) -> (Request<Body>, S
 
 /// The body of a request, as JSON.
 pub async fn json_body(request: Request<Body>) -> serde_json::Value {
-    let bytes = request.into_body().collect_bytes().await.expect("request body");
-    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("request body is not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
+    let bytes = request
+        .into_body()
+        .collect_bytes()
+        .await
+        .expect("request body");
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+        panic!(
+            "request body is not JSON ({e}): {}",
+            String::from_utf8_lossy(&bytes)
+        )
+    })
 }
-
 
 pub fn json(status: u16, value: serde_json::Value) -> Response<Body> {
     Response::builder()
@@ -40,12 +51,18 @@ pub fn json(status: u16, value: serde_json::Value) -> Response<Body> {
 }
 
 pub fn text(status: u16, text: &str) -> Response<Body> {
-    Response::builder().status(status).body(Body::from(text.as_bytes().to_vec())).expect("response")
+    Response::builder()
+        .status(status)
+        .body(Body::from(text.as_bytes().to_vec()))
+        .expect("response")
 }
 
 /// A `Status` failure body as the API server sends it.
 pub fn status(code: u16, reason: &str, message: &str) -> Response<Body> {
-    json(code, serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "reason": reason, "message": message}))
+    json(
+        code,
+        serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "reason": reason, "message": message}),
+    )
 }
 
 /// A watch response: one JSON event per line, then the stream ends.
@@ -55,12 +72,23 @@ pub fn watch_events(events: &[serde_json::Value]) -> Response<Body> {
         body.extend(serde_json::to_vec(event).expect("json"));
         body.push(b'\n');
     }
-    Response::builder().status(200).body(Body::from(body)).expect("response")
+    Response::builder()
+        .status(200)
+        .body(Body::from(body))
+        .expect("response")
 }
 
 /// An empty list of `kind` at `resource_version`.
-pub fn list(kind: &str, api_version: &str, resource_version: &str, items: Vec<serde_json::Value>) -> Response<Body> {
-    json(200, serde_json::json!({"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": resource_version}, "items": items}))
+pub fn list(
+    kind: &str,
+    api_version: &str,
+    resource_version: &str,
+    items: Vec<serde_json::Value>,
+) -> Response<Body> {
+    json(
+        200,
+        serde_json::json!({"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": resource_version}, "items": items}),
+    )
 }
 
 /// Query parameter `key` of a request URI.

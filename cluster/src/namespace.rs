@@ -6,7 +6,7 @@
 //! order (a ScaledJob goes before the namespace so KEDA stops creating Jobs while the namespace
 //! terminates), then the namespace. It runs on success and failure (call
 //! [`ScenarioNamespace::cleanup`]), on panic (the `Drop` impl spawns it on the current tokio
-//! runtime), on Ctrl-C ([`cleanup_on`] with `tokio::signal::ctrl_c()`), and whatever escaped all
+//! runtime; best effort, since a runtime that is shutting down may drop the task), on Ctrl-C ([`cleanup_on`] with `tokio::signal::ctrl_c()`), and whatever escaped all
 //! of those is removed by [`sweep`], which deletes every namespace carrying the scope label.
 
 use std::collections::BTreeSet;
@@ -24,15 +24,21 @@ pub const SCOPE_LABEL: &str = "agentfleet.dev/scope";
 
 #[derive(Debug, thiserror::Error)]
 pub enum NamespaceError {
-    #[error("scope `{scope}` is not usable as a label value: use 1-40 characters of a-z, 0-9 and '-', starting and ending alphanumeric")]
+    #[error(
+        "scope `{scope}` is not usable as a label value: use 1-40 characters of a-z, 0-9 and '-', starting and ending alphanumeric"
+    )]
     BadScope { scope: String },
-    #[error("cannot create namespace {name}: {source}; check that the context may create namespaces")]
+    #[error(
+        "cannot create namespace {name}: {source}; check that the context may create namespaces"
+    )]
     Create {
         name: String,
         #[source]
         source: kube::Error,
     },
-    #[error("cannot delete {what}: {source}; remove it with `agentfleet sweep` (deletes every namespace labelled {SCOPE_LABEL})")]
+    #[error(
+        "cannot delete {what}: {source}; remove it with `agentfleet sweep` (deletes every namespace labelled {SCOPE_LABEL})"
+    )]
     Delete {
         what: String,
         #[source]
@@ -51,16 +57,27 @@ pub struct LiveNamespaces(Arc<Mutex<BTreeSet<String>>>);
 
 impl LiveNamespaces {
     fn insert(&self, name: &str) {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(name.to_owned());
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(name.to_owned());
     }
 
     fn remove(&self, name: &str) {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(name);
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(name);
     }
 
     /// Names, sorted.
     pub fn names(&self) -> Vec<String> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).iter().cloned().collect()
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+            .cloned()
+            .collect()
     }
 }
 
@@ -84,29 +101,47 @@ pub struct ScenarioNamespace {
 
 impl std::fmt::Debug for ScenarioNamespace {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ScenarioNamespace").field("name", &self.name).field("scope", &self.scope).field("registered", &self.registered.len()).finish()
+        f.debug_struct("ScenarioNamespace")
+            .field("name", &self.name)
+            .field("scope", &self.scope)
+            .field("registered", &self.registered.len())
+            .finish()
     }
 }
 
 /// Checks a scope and returns it; it becomes part of a DNS label and a label value.
 pub fn validate_scope(scope: &str) -> Result<&str, NamespaceError> {
     let ok = (1..=40).contains(&scope.len())
-        && scope.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && scope
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !scope.starts_with('-')
         && !scope.ends_with('-');
-    if ok { Ok(scope) } else { Err(NamespaceError::BadScope { scope: scope.to_owned() }) }
+    if ok {
+        Ok(scope)
+    } else {
+        Err(NamespaceError::BadScope {
+            scope: scope.to_owned(),
+        })
+    }
 }
 
 /// `af-<scope>-<6 random lowercase alphanumerics>`.
 pub fn namespace_name(scope: &str, rng: &mut impl Rng) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    let suffix: String = (0..6).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
+    let suffix: String = (0..6)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect();
     format!("af-{scope}-{suffix}")
 }
 
 impl ScenarioNamespace {
     /// Creates the namespace and records it in `live`.
-    pub async fn create(client: Client, scope: &str, live: LiveNamespaces) -> Result<ScenarioNamespace, NamespaceError> {
+    pub async fn create(
+        client: Client,
+        scope: &str,
+        live: LiveNamespaces,
+    ) -> Result<ScenarioNamespace, NamespaceError> {
         let scope = validate_scope(scope)?.to_owned();
         let name = namespace_name(&scope, &mut rand::rng());
         let namespace = Namespace {
@@ -118,9 +153,21 @@ impl ScenarioNamespace {
             ..Namespace::default()
         };
         let api: Api<Namespace> = Api::all(client.clone());
-        api.create(&PostParams::default(), &namespace).await.map_err(|source| NamespaceError::Create { name: name.clone(), source })?;
+        api.create(&PostParams::default(), &namespace)
+            .await
+            .map_err(|source| NamespaceError::Create {
+                name: name.clone(),
+                source,
+            })?;
         live.insert(&name);
-        Ok(ScenarioNamespace { client, name, scope, registered: Vec::new(), live, cleaned: false })
+        Ok(ScenarioNamespace {
+            client,
+            name,
+            scope,
+            registered: Vec::new(),
+            live,
+            cleaned: false,
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -138,7 +185,10 @@ impl ScenarioNamespace {
     /// Deletes `name` of `resource` in this namespace at cleanup, before anything registered
     /// earlier.
     pub fn defer_delete(&mut self, resource: ApiResource, name: impl Into<String>) {
-        self.registered.push(Registered { resource, name: name.into() });
+        self.registered.push(Registered {
+            resource,
+            name: name.into(),
+        });
     }
 
     /// Deletes registered objects (newest first), then the namespace. Already-gone objects are
@@ -176,24 +226,42 @@ impl Drop for ScenarioNamespace {
     }
 }
 
-async fn delete_all(client: Client, namespace: String, registered: Vec<Registered>) -> Result<(), NamespaceError> {
+async fn delete_all(
+    client: Client,
+    namespace: String,
+    registered: Vec<Registered>,
+) -> Result<(), NamespaceError> {
     let mut first_error = None;
     for object in registered.into_iter().rev() {
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &namespace, &object.resource);
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), &namespace, &object.resource);
         let what = format!("{} {namespace}/{}", object.resource.kind, object.name);
-        if let Err(error) = delete_ignoring_absent(api.delete(&object.name, &DeleteParams::background()).await.map(drop), what) {
+        if let Err(error) = delete_ignoring_absent(
+            api.delete(&object.name, &DeleteParams::background())
+                .await
+                .map(drop),
+            what,
+        ) {
             first_error.get_or_insert(error);
         }
     }
     let api: Api<Namespace> = Api::all(client);
-    let result = delete_ignoring_absent(api.delete(&namespace, &DeleteParams::background()).await.map(drop), format!("namespace {namespace}"));
+    let result = delete_ignoring_absent(
+        api.delete(&namespace, &DeleteParams::background())
+            .await
+            .map(drop),
+        format!("namespace {namespace}"),
+    );
     match first_error {
         Some(error) => Err(error),
         None => result,
     }
 }
 
-fn delete_ignoring_absent(result: Result<(), kube::Error>, what: String) -> Result<(), NamespaceError> {
+fn delete_ignoring_absent(
+    result: Result<(), kube::Error>,
+    what: String,
+) -> Result<(), NamespaceError> {
     match result {
         Ok(()) => Ok(()),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
@@ -222,10 +290,15 @@ where
 /// names.
 pub async fn sweep(client: Client) -> Result<Vec<String>, NamespaceError> {
     let api: Api<Namespace> = Api::all(client.clone());
-    let list = api.list(&ListParams::default().labels(SCOPE_LABEL)).await.map_err(|source| NamespaceError::List { source })?;
+    let list = api
+        .list(&ListParams::default().labels(SCOPE_LABEL))
+        .await
+        .map_err(|source| NamespaceError::List { source })?;
     let mut removed = Vec::new();
     for namespace in list.items {
-        let Some(name) = namespace.metadata.name else { continue };
+        let Some(name) = namespace.metadata.name else {
+            continue;
+        };
         delete_all(client.clone(), name.clone(), Vec::new()).await?;
         removed.push(name);
     }
@@ -248,7 +321,10 @@ mod tests {
     fn names_and_scopes() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         let name = namespace_name("oom", &mut rng);
-        assert!(name.starts_with("af-oom-") && name.len() == "af-oom-".len() + 6, "{name}");
+        assert!(
+            name.starts_with("af-oom-") && name.len() == "af-oom-".len() + 6,
+            "{name}"
+        );
         assert_ne!(name, namespace_name("oom", &mut rng));
         assert!(validate_scope("eviction-resume").is_ok());
         for bad in ["", "Upper", "-x", "x-", "a_b", &"x".repeat(41)] {
@@ -261,7 +337,10 @@ mod tests {
         let (client, mut handle) = mock::client();
         let server = tokio::spawn(async move {
             let (request, respond) = mock::next(&mut handle, "namespace POST").await;
-            assert_eq!((request.method().as_str(), request.uri().path()), ("POST", "/api/v1/namespaces"));
+            assert_eq!(
+                (request.method().as_str(), request.uri().path()),
+                ("POST", "/api/v1/namespaces")
+            );
             let body = mock::json_body(request).await;
             assert_eq!(body["metadata"]["labels"][SCOPE_LABEL], "oom");
             let name = body["metadata"]["name"].as_str().unwrap().to_owned();
@@ -273,17 +352,29 @@ mod tests {
                 assert_eq!(request.method(), http::Method::DELETE);
                 deleted.push(request.uri().path().to_owned());
                 if expecting == "ConfigMap DELETE" {
-                    respond.send_response(mock::status(404, "NotFound", "configmaps \"gone\" not found"));
+                    respond.send_response(mock::status(
+                        404,
+                        "NotFound",
+                        "configmaps \"gone\" not found",
+                    ));
                 } else {
-                    respond.send_response(mock::json(200, json!({"kind": "Status", "apiVersion": "v1", "status": "Success"})));
+                    respond.send_response(mock::json(
+                        200,
+                        json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+                    ));
                 }
             }
             (name, deleted)
         });
         let live = LiveNamespaces::default();
-        let mut namespace = ScenarioNamespace::create(client, "oom", live.clone()).await.unwrap();
+        let mut namespace = ScenarioNamespace::create(client, "oom", live.clone())
+            .await
+            .unwrap();
         assert_eq!(live.names(), vec![namespace.name().to_owned()]);
-        namespace.defer_delete(ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&()), "gone");
+        namespace.defer_delete(
+            ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&()),
+            "gone",
+        );
         namespace.defer_delete(scaled_job_resource(), "agents");
         namespace.cleanup().await.unwrap();
         let (name, deleted) = server.await.unwrap();
@@ -303,14 +394,22 @@ mod tests {
         let (client, mut handle) = mock::client();
         let server = tokio::spawn(async move {
             let (request, respond) = mock::next(&mut handle, "namespace POST").await;
-            let name = mock::json_body(request).await["metadata"]["name"].as_str().unwrap().to_owned();
+            let name = mock::json_body(request).await["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .to_owned();
             respond.send_response(mock::json(201, namespace_json(&name)));
             let (request, respond) = mock::next(&mut handle, "namespace DELETE from Drop").await;
             assert_eq!(request.method(), http::Method::DELETE);
             assert_eq!(request.uri().path(), format!("/api/v1/namespaces/{name}"));
-            respond.send_response(mock::json(200, json!({"kind": "Status", "apiVersion": "v1", "status": "Success"})));
+            respond.send_response(mock::json(
+                200,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+            ));
         });
-        let namespace = ScenarioNamespace::create(client, "oom", LiveNamespaces::default()).await.unwrap();
+        let namespace = ScenarioNamespace::create(client, "oom", LiveNamespaces::default())
+            .await
+            .unwrap();
         drop(namespace);
         server.await.unwrap();
     }
@@ -321,9 +420,13 @@ mod tests {
         let live = LiveNamespaces::default();
         live.insert("af-oom-abc123");
         let server = tokio::spawn(async move {
-            let (request, respond) = mock::next(&mut handle, "namespace DELETE after interrupt").await;
+            let (request, respond) =
+                mock::next(&mut handle, "namespace DELETE after interrupt").await;
             assert_eq!(request.uri().path(), "/api/v1/namespaces/af-oom-abc123");
-            respond.send_response(mock::json(200, json!({"kind": "Status", "apiVersion": "v1", "status": "Success"})));
+            respond.send_response(mock::json(
+                200,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+            ));
         });
         let removed = cleanup_on(std::future::ready(()), client, live.clone()).await;
         assert_eq!(removed, vec!["af-oom-abc123"]);
@@ -337,19 +440,39 @@ mod tests {
         let server = tokio::spawn(async move {
             let (request, respond) = mock::next(&mut handle, "namespace LIST").await;
             assert_eq!(request.method(), http::Method::GET);
-            assert_eq!(mock::query(&request, "labelSelector").as_deref(), Some("agentfleet.dev%2Fscope"));
-            respond.send_response(mock::list("NamespaceList", "v1", "1", vec![namespace_json("af-oom-aaaaaa"), namespace_json("af-scaling-bbbbbb")]));
+            assert_eq!(
+                mock::query(&request, "labelSelector").as_deref(),
+                Some("agentfleet.dev%2Fscope")
+            );
+            respond.send_response(mock::list(
+                "NamespaceList",
+                "v1",
+                "1",
+                vec![
+                    namespace_json("af-oom-aaaaaa"),
+                    namespace_json("af-scaling-bbbbbb"),
+                ],
+            ));
             let mut deleted = Vec::new();
             for _ in 0..2 {
                 let (request, respond) = mock::next(&mut handle, "namespace DELETE").await;
                 assert_eq!(request.method(), http::Method::DELETE);
                 deleted.push(request.uri().path().to_owned());
-                respond.send_response(mock::json(200, json!({"kind": "Status", "apiVersion": "v1", "status": "Success"})));
+                respond.send_response(mock::json(
+                    200,
+                    json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+                ));
             }
             deleted
         });
         let removed = sweep(client).await.unwrap();
         assert_eq!(removed, vec!["af-oom-aaaaaa", "af-scaling-bbbbbb"]);
-        assert_eq!(server.await.unwrap(), vec!["/api/v1/namespaces/af-oom-aaaaaa", "/api/v1/namespaces/af-scaling-bbbbbb"]);
+        assert_eq!(
+            server.await.unwrap(),
+            vec![
+                "/api/v1/namespaces/af-oom-aaaaaa",
+                "/api/v1/namespaces/af-scaling-bbbbbb"
+            ]
+        );
     }
 }

@@ -76,8 +76,17 @@ pub enum PlanError {
 
 /// Computes the plan.
 pub fn build(input: &PlanInput) -> Result<Plan, PlanError> {
-    let source = std::fs::read_to_string(&input.kind_config).map_err(|source| KindError::ReadConfig { path: input.kind_config.clone(), source })?;
-    let cluster = effective_config(&input.kind_config, &source, input.cgroup, input.node_image_override.as_deref())?;
+    let source =
+        std::fs::read_to_string(&input.kind_config).map_err(|source| KindError::ReadConfig {
+            path: input.kind_config.clone(),
+            source,
+        })?;
+    let cluster = effective_config(
+        &input.kind_config,
+        &source,
+        input.cgroup,
+        input.node_image_override.as_deref(),
+    )?;
     let mut rendered = render_kind_overlay(&input.manifests)?;
     order_for_apply(&mut rendered.objects);
     let objects = rendered
@@ -86,7 +95,10 @@ pub fn build(input: &PlanInput) -> Result<Plan, PlanError> {
         .map(|o| PlannedObject {
             kind: o["kind"].as_str().unwrap_or_default().to_owned(),
             namespace: o["metadata"]["namespace"].as_str().map(str::to_owned),
-            name: o["metadata"]["name"].as_str().unwrap_or_default().to_owned(),
+            name: o["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
         })
         .collect();
     let cache_path = keda_cache_path(&input.cache_dir, KEDA_VERSION);
@@ -94,7 +106,12 @@ pub fn build(input: &PlanInput) -> Result<Plan, PlanError> {
         cluster,
         effective_config_path: input.effective_config_path.clone(),
         images_to_load: input.images.clone(),
-        keda: KedaPlan { version: KEDA_VERSION.into(), url: keda_url(KEDA_VERSION), cached: cache_path.is_file(), cache_path },
+        keda: KedaPlan {
+            version: KEDA_VERSION.into(),
+            url: keda_url(KEDA_VERSION),
+            cached: cache_path.is_file(),
+            cache_path,
+        },
         objects,
         patches: rendered.patches,
         scenarios: input.scenarios.clone(),
@@ -106,8 +123,14 @@ impl Plan {
     pub fn to_human(&self) -> String {
         let mut out = String::new();
         let cluster = &self.cluster;
-        out.push_str(&format!("kind cluster `{}` ({} host)\n", cluster.cluster_name, cluster.cgroup));
-        out.push_str(&format!("  effective config -> {}\n", self.effective_config_path.display()));
+        out.push_str(&format!(
+            "kind cluster `{}` ({} host)\n",
+            cluster.cluster_name, cluster.cgroup
+        ));
+        out.push_str(&format!(
+            "  effective config -> {}\n",
+            self.effective_config_path.display()
+        ));
         for (index, image) in cluster.node_images.iter().enumerate() {
             out.push_str(&format!("  node {index}: {image}\n"));
         }
@@ -118,9 +141,19 @@ impl Plan {
         for image in &self.images_to_load {
             out.push_str(&format!("  {image}\n"));
         }
-        let source = if self.keda.cached { format!("cached at {}", self.keda.cache_path.display()) } else { format!("download {}", self.keda.url) };
-        out.push_str(&format!("KEDA {} ({source}), server-side apply, wait for CRDs and Deployments\n", self.keda.version));
-        out.push_str(&format!("manifests (overlays/kind, {} objects, server-side apply as `agentfleet`):\n", self.objects.len()));
+        let source = if self.keda.cached {
+            format!("cached at {}", self.keda.cache_path.display())
+        } else {
+            format!("download {}", self.keda.url)
+        };
+        out.push_str(&format!(
+            "KEDA {} ({source}), server-side apply, wait for CRDs and Deployments\n",
+            self.keda.version
+        ));
+        out.push_str(&format!(
+            "manifests (overlays/kind, {} objects, server-side apply as `agentfleet`):\n",
+            self.objects.len()
+        ));
         for object in &self.objects {
             match &object.namespace {
                 Some(ns) => out.push_str(&format!("  {} {ns}/{}\n", object.kind, object.name)),
@@ -129,7 +162,11 @@ impl Plan {
         }
         out.push_str("overlay patches:\n");
         for patch in &self.patches {
-            out.push_str(&format!("  [{}] on {}\n", patch.target, patch.objects.join(", ")));
+            out.push_str(&format!(
+                "  [{}] on {}\n",
+                patch.target,
+                patch.objects.join(", ")
+            ));
             for operation in &patch.operations {
                 out.push_str(&format!("      {operation}\n"));
             }
@@ -146,13 +183,20 @@ impl Plan {
 
     /// The plan for machines.
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or_else(|e| serde_json::json!({"error": format!("plan does not serialise: {e}")}))
+        serde_json::to_value(self).unwrap_or_else(
+            |e| serde_json::json!({"error": format!("plan does not serialise: {e}")}),
+        )
     }
 }
 
 /// Convenience for the common layout: `<workspace>/kind-config/kind.yaml`, `<workspace>/manifests`,
 /// `<workspace>/target/agentfleet/...`.
-pub fn input_for_workspace(workspace: &Path, cgroup: CgroupVersion, images: Vec<String>, scenarios: Vec<ScenarioPlan>) -> PlanInput {
+pub fn input_for_workspace(
+    workspace: &Path,
+    cgroup: CgroupVersion,
+    images: Vec<String>,
+    scenarios: Vec<ScenarioPlan>,
+) -> PlanInput {
     let target = workspace.join("target/agentfleet");
     PlanInput {
         kind_config: workspace.join("kind-config/kind.yaml"),
@@ -172,8 +216,17 @@ mod tests {
 
     fn plan() -> Plan {
         let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let scenarios = vec![ScenarioPlan { name: "eviction-resume".into(), steps: vec!["apply Job agent-batch".into(), "evict one agent".into()] }];
-        build(&input_for_workspace(&workspace, CgroupVersion::V1, vec!["agentfleet/agent:0.1.0".into()], scenarios)).unwrap()
+        let scenarios = vec![ScenarioPlan {
+            name: "eviction-resume".into(),
+            steps: vec!["apply Job agent-batch".into(), "evict one agent".into()],
+        }];
+        build(&input_for_workspace(
+            &workspace,
+            CgroupVersion::V1,
+            vec!["agentfleet/agent:0.1.0".into()],
+            scenarios,
+        ))
+        .unwrap()
     }
 
     #[test]
@@ -181,9 +234,19 @@ mod tests {
         let plan = plan();
         assert_eq!(plan.cluster.cluster_name, "agentfleet");
         assert_eq!(plan.objects[0].kind, "Namespace");
-        assert!(plan.objects.iter().any(|o| o.kind == "ScaledJob" && o.namespace.as_deref() == Some("agents")));
+        assert!(
+            plan.objects
+                .iter()
+                .any(|o| o.kind == "ScaledJob" && o.namespace.as_deref() == Some("agents"))
+        );
         let text = plan.to_human();
-        for needle in ["kind cluster `agentfleet` (cgroup v1 host)", "agentfleet/agent:0.1.0", "replace /spec/template/spec/containers/0/imagePullPolicy = \"Never\"", "2. evict one agent", "KEDA 2.16.1"] {
+        for needle in [
+            "kind cluster `agentfleet` (cgroup v1 host)",
+            "agentfleet/agent:0.1.0",
+            "replace /spec/template/spec/containers/0/imagePullPolicy = \"Never\"",
+            "2. evict one agent",
+            "KEDA 2.16.1",
+        ] {
             assert!(text.contains(needle), "missing `{needle}` in:\n{text}");
         }
         let json = plan.to_json();

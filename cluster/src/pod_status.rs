@@ -48,21 +48,34 @@ pub struct AgentStatus {
 impl AgentStatus {
     /// The exit code to report: the current termination's, else the last one's.
     pub fn exit_code(&self) -> Option<i32> {
-        self.terminated.as_ref().or(self.last_terminated.as_ref()).map(|t| t.exit_code)
+        self.terminated
+            .as_ref()
+            .or(self.last_terminated.as_ref())
+            .map(|t| t.exit_code)
     }
 }
 
 fn termination(status: &ContainerStatus, last: bool) -> Option<Termination> {
-    let state = if last { status.last_state.as_ref() } else { status.state.as_ref() };
+    let state = if last {
+        status.last_state.as_ref()
+    } else {
+        status.state.as_ref()
+    };
     let terminated = state?.terminated.as_ref()?;
-    Some(Termination { container: status.name.clone(), exit_code: terminated.exit_code, reason: terminated.reason.clone() })
+    Some(Termination {
+        container: status.name.clone(),
+        exit_code: terminated.exit_code,
+        reason: terminated.reason.clone(),
+    })
 }
 
 /// Reads an [`AgentStatus`] from a pod.
 pub fn agent_status(pod: &Pod) -> AgentStatus {
     let metadata = &pod.metadata;
     let status = pod.status.as_ref();
-    let containers: &[ContainerStatus] = status.and_then(|s| s.container_statuses.as_deref()).unwrap_or(&[]);
+    let containers: &[ContainerStatus] = status
+        .and_then(|s| s.container_statuses.as_deref())
+        .unwrap_or(&[]);
     let terminated = containers.iter().find_map(|c| termination(c, false));
     let last_terminated = containers.iter().find_map(|c| termination(c, true));
     let oom_killed = containers
@@ -73,9 +86,19 @@ pub fn agent_status(pod: &Pod) -> AgentStatus {
     let conditions = status.and_then(|s| s.conditions.as_deref()).unwrap_or(&[]);
     AgentStatus {
         name: metadata.name.clone().unwrap_or_default(),
-        job: metadata.labels.as_ref().and_then(|l| l.get(JOB_NAME_LABEL).or_else(|| l.get("job-name"))).cloned(),
-        phase: status.and_then(|s| s.phase.clone()).unwrap_or_else(|| "Unknown".into()),
-        completion_index: metadata.annotations.as_ref().and_then(|a| a.get(COMPLETION_INDEX_ANNOTATION)).and_then(|v| v.parse().ok()),
+        job: metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(JOB_NAME_LABEL).or_else(|| l.get("job-name")))
+            .cloned(),
+        phase: status
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_else(|| "Unknown".into()),
+        completion_index: metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(COMPLETION_INDEX_ANNOTATION))
+            .and_then(|v| v.parse().ok()),
         restarts: containers.iter().map(|c| c.restart_count).sum(),
         terminated,
         last_terminated,
@@ -83,8 +106,14 @@ pub fn agent_status(pod: &Pod) -> AgentStatus {
         disruption_target: conditions
             .iter()
             .find(|c| c.type_ == "DisruptionTarget" && c.status == "True")
-            .map(|c| c.reason.clone().unwrap_or_else(|| "DisruptionTarget".into())),
-        ready: conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"),
+            .map(|c| {
+                c.reason
+                    .clone()
+                    .unwrap_or_else(|| "DisruptionTarget".into())
+            }),
+        ready: conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True"),
         terminating: metadata.deletion_timestamp.is_some(),
         node: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
     }
@@ -122,7 +151,10 @@ mod tests {
         assert_eq!(status.completion_index, Some(2));
         assert_eq!(status.job.as_deref(), Some("agent-batch"));
         assert!(status.ready);
-        assert_eq!(status.disruption_target, None, "OOM does not set DisruptionTarget");
+        assert_eq!(
+            status.disruption_target, None,
+            "OOM does not set DisruptionTarget"
+        );
     }
 
     #[test]
@@ -137,7 +169,10 @@ mod tests {
         }))
         .unwrap();
         let status = agent_status(&pod);
-        assert_eq!(status.disruption_target.as_deref(), Some("EvictionByEvictionAPI"));
+        assert_eq!(
+            status.disruption_target.as_deref(),
+            Some("EvictionByEvictionAPI")
+        );
         assert_eq!(status.exit_code(), Some(143));
         assert!(!status.oom_killed);
         assert!(status.terminating);

@@ -17,7 +17,11 @@ use serde::de::DeserializeOwned;
 #[derive(Debug, thiserror::Error)]
 pub enum WaitError {
     #[error("timed out after {timeout:?} waiting for {what}; last observed: {last_observed}")]
-    Timeout { what: String, timeout: Duration, last_observed: String },
+    Timeout {
+        what: String,
+        timeout: Duration,
+        last_observed: String,
+    },
     #[error("watching {what} failed: {source}; check RBAC (get/list/watch) and the API server")]
     Watch {
         what: String,
@@ -46,11 +50,26 @@ where
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         match tokio::time::timeout_at(deadline, stream.next()).await {
-            Err(_elapsed) => return Err(WaitError::Timeout { what: what.to_owned(), timeout, last_observed }),
-            Ok(None) => {
-                return Err(WaitError::Timeout { what: what.to_owned(), timeout, last_observed: format!("{last_observed} (watch ended)") });
+            Err(_elapsed) => {
+                return Err(WaitError::Timeout {
+                    what: what.to_owned(),
+                    timeout,
+                    last_observed,
+                });
             }
-            Ok(Some(Err(source))) => return Err(WaitError::Watch { what: what.to_owned(), source }),
+            Ok(None) => {
+                return Err(WaitError::Timeout {
+                    what: what.to_owned(),
+                    timeout,
+                    last_observed: format!("{last_observed} (watch ended)"),
+                });
+            }
+            Ok(Some(Err(source))) => {
+                return Err(WaitError::Watch {
+                    what: what.to_owned(),
+                    source,
+                });
+            }
             Ok(Some(Ok(object))) => {
                 last_observed = describe(object.as_ref());
                 if let Some(object) = object

@@ -20,7 +20,9 @@ use crate::fleet::{EvictOutcome, Fleet, FleetError};
 
 /// How many evictions a PDB allows for `healthy` Job pods (see the module doc).
 pub fn budgeted_evictions(pdb: &PodDisruptionBudget, healthy: u32) -> u32 {
-    let Some(spec) = pdb.spec.as_ref() else { return 0 };
+    let Some(spec) = pdb.spec.as_ref() else {
+        return 0;
+    };
     if spec.max_unavailable.is_some() {
         return 0;
     }
@@ -41,11 +43,17 @@ pub struct EvictionAttempt {
 
 /// Evicts `pods` one after another (no waiting between: the budget is decremented at
 /// admission, so the next eviction sees it at once).
-pub async fn evict_in_turn(fleet: &Fleet, pods: &[String]) -> Result<Vec<EvictionAttempt>, FleetError> {
+pub async fn evict_in_turn(
+    fleet: &Fleet,
+    pods: &[String],
+) -> Result<Vec<EvictionAttempt>, FleetError> {
     let mut attempts = Vec::new();
     for pod in pods {
         let outcome = fleet.evict(pod, None).await?;
-        attempts.push(EvictionAttempt { pod: pod.clone(), outcome });
+        attempts.push(EvictionAttempt {
+            pod: pod.clone(),
+            outcome,
+        });
     }
     Ok(attempts)
 }
@@ -55,7 +63,10 @@ pub fn check_budget(budget: u32, attempts: &[EvictionAttempt]) -> Verdict {
     let budget = budget as usize;
     if attempts.len() <= budget {
         return Verdict::Skipped {
-            reason: format!("{} evictions attempted for a budget of {budget}; one more is needed to see the refusal", attempts.len()),
+            reason: format!(
+                "{} evictions attempted for a budget of {budget}; one more is needed to see the refusal",
+                attempts.len()
+            ),
         };
     }
     let mut reasons = Vec::new();
@@ -78,7 +89,10 @@ pub fn check_budget(budget: u32, attempts: &[EvictionAttempt]) -> Verdict {
             }
         }
     }
-    Verdict::from_reasons(reasons, format!("the PDB admitted {budget} eviction(s) and refused the next with 429"))
+    Verdict::from_reasons(
+        reasons,
+        format!("the PDB admitted {budget} eviction(s) and refused the next with 429"),
+    )
 }
 
 /// What was seen of the Job around the evictions.
@@ -93,13 +107,20 @@ pub struct BackoffObservation {
 
 /// `status.failed` of a Job (0 when unset).
 pub async fn failed_count(jobs: &Api<Job>, name: &str) -> Result<i32, kube::Error> {
-    Ok(jobs.get_status(name).await?.status.and_then(|s| s.failed).unwrap_or(0))
+    Ok(jobs
+        .get_status(name)
+        .await?
+        .status
+        .and_then(|s| s.failed)
+        .unwrap_or(0))
 }
 
 /// Evictions must not raise `status.failed`, and each evicted pod must carry DisruptionTarget.
 pub fn check_backoff_not_consumed(observation: &BackoffObservation) -> Verdict {
     if observation.evicted.is_empty() {
-        return Verdict::Skipped { reason: "no pod was evicted".into() };
+        return Verdict::Skipped {
+            reason: "no pod was evicted".into(),
+        };
     }
     let mut reasons = Vec::new();
     if observation.failed_after > observation.failed_before {
@@ -116,7 +137,15 @@ pub fn check_backoff_not_consumed(observation: &BackoffObservation) -> Verdict {
             reasons.push(format!("evicted pod {pod} has no DisruptionTarget condition, so podFailurePolicy cannot ignore its failure"));
         }
     }
-    Verdict::from_reasons(reasons, format!("{} eviction(s) left Job {} status.failed at {}", observation.evicted.len(), observation.job, observation.failed_after))
+    Verdict::from_reasons(
+        reasons,
+        format!(
+            "{} eviction(s) left Job {} status.failed at {}",
+            observation.evicted.len(),
+            observation.job,
+            observation.failed_after
+        ),
+    )
 }
 
 #[cfg(test)]
@@ -134,15 +163,23 @@ mod tests {
         assert_eq!(budgeted_evictions(&pdb(json!({"minAvailable": 2})), 3), 1);
         assert_eq!(budgeted_evictions(&pdb(json!({"minAvailable": 5})), 3), 0);
         assert_eq!(budgeted_evictions(&pdb(json!({"maxUnavailable": 1})), 3), 0);
-        assert_eq!(budgeted_evictions(&pdb(json!({"minAvailable": "50%"})), 4), 0);
+        assert_eq!(
+            budgeted_evictions(&pdb(json!({"minAvailable": "50%"})), 4),
+            0
+        );
     }
 
     fn attempt(pod: &str, outcome: EvictOutcome) -> EvictionAttempt {
-        EvictionAttempt { pod: pod.into(), outcome }
+        EvictionAttempt {
+            pod: pod.into(),
+            outcome,
+        }
     }
 
     fn refused() -> EvictOutcome {
-        EvictOutcome::RefusedByBudget { message: "Cannot evict pod as it would violate the pod's disruption budget.".into() }
+        EvictOutcome::RefusedByBudget {
+            message: "Cannot evict pod as it would violate the pod's disruption budget.".into(),
+        }
     }
 
     #[test]
@@ -154,15 +191,23 @@ mod tests {
     #[test]
     fn article_pdb_refusing_everything_fails() {
         let attempts = [attempt("a", refused()), attempt("b", refused())];
-        let Verdict::Failed { reasons } = check_budget(1, &attempts) else { panic!() };
+        let Verdict::Failed { reasons } = check_budget(1, &attempts) else {
+            panic!()
+        };
         assert!(reasons[0].contains("integer minAvailable"), "{reasons:?}");
     }
 
     #[test]
     fn eviction_beyond_budget_fails() {
-        let attempts = [attempt("a", EvictOutcome::Evicted), attempt("b", EvictOutcome::Evicted)];
+        let attempts = [
+            attempt("a", EvictOutcome::Evicted),
+            attempt("b", EvictOutcome::Evicted),
+        ];
         assert!(!check_budget(1, &attempts).passed());
-        assert!(matches!(check_budget(2, &attempts), Verdict::Skipped { .. }));
+        assert!(matches!(
+            check_budget(2, &attempts),
+            Verdict::Skipped { .. }
+        ));
     }
 
     #[test]
@@ -171,13 +216,25 @@ mod tests {
             job: "agent-batch".into(),
             failed_before: 0,
             failed_after: 1,
-            evicted: vec![("agent-batch-0-x".into(), Some("EvictionByEvictionAPI".into()))],
+            evicted: vec![(
+                "agent-batch-0-x".into(),
+                Some("EvictionByEvictionAPI".into()),
+            )],
         };
-        let Verdict::Failed { reasons } = check_backoff_not_consumed(&observation) else { panic!() };
+        let Verdict::Failed { reasons } = check_backoff_not_consumed(&observation) else {
+            panic!()
+        };
         assert!(reasons[0].contains("podFailurePolicy"), "{reasons:?}");
-        let ignored = BackoffObservation { failed_after: 0, ..observation.clone() };
+        let ignored = BackoffObservation {
+            failed_after: 0,
+            ..observation.clone()
+        };
         assert!(check_backoff_not_consumed(&ignored).passed());
-        let unattributed = BackoffObservation { failed_after: 0, evicted: vec![("p".into(), None)], ..observation };
+        let unattributed = BackoffObservation {
+            failed_after: 0,
+            evicted: vec![("p".into(), None)],
+            ..observation
+        };
         assert!(!check_backoff_not_consumed(&unattributed).passed());
     }
 
@@ -187,18 +244,35 @@ mod tests {
         let server = tokio::spawn(async move {
             let (request, respond) = mock::next(&mut handle, "first eviction").await;
             assert!(request.uri().path().ends_with("/pods/a/eviction"));
-            respond.send_response(mock::json(201, json!({"kind": "Status", "apiVersion": "v1", "status": "Success"})));
+            respond.send_response(mock::json(
+                201,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+            ));
             let (request, respond) = mock::next(&mut handle, "second eviction").await;
             assert!(request.uri().path().ends_with("/pods/b/eviction"));
-            respond.send_response(mock::status(429, "TooManyRequests", "Cannot evict pod as it would violate the pod's disruption budget."));
+            respond.send_response(mock::status(
+                429,
+                "TooManyRequests",
+                "Cannot evict pod as it would violate the pod's disruption budget.",
+            ));
             let (request, respond) = mock::next(&mut handle, "job status GET").await;
-            assert_eq!(request.uri().path(), "/apis/batch/v1/namespaces/ns/jobs/agent-batch/status");
+            assert_eq!(
+                request.uri().path(),
+                "/apis/batch/v1/namespaces/ns/jobs/agent-batch/status"
+            );
             respond.send_response(mock::json(200, json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "agent-batch"}, "status": {"failed": 0}})));
         });
         let fleet = Fleet::new(client.clone(), "ns");
-        let attempts = evict_in_turn(&fleet, &["a".into(), "b".into()]).await.unwrap();
+        let attempts = evict_in_turn(&fleet, &["a".into(), "b".into()])
+            .await
+            .unwrap();
         assert!(check_budget(1, &attempts).passed(), "{attempts:?}");
-        assert_eq!(failed_count(&Api::namespaced(client, "ns"), "agent-batch").await.unwrap(), 0);
+        assert_eq!(
+            failed_count(&Api::namespaced(client, "ns"), "agent-batch")
+                .await
+                .unwrap(),
+            0
+        );
         server.await.unwrap();
     }
 }

@@ -78,11 +78,17 @@ pub fn jobs_per_poll(spec: &ScalerSpec, sample: &Sample) -> u32 {
     if sample.ready_messages == 0 {
         return 0;
     }
-    let scale = i64::from(max_scale(sample.ready_messages, spec.target_value, spec.max_replica_count));
+    let scale = i64::from(max_scale(
+        sample.ready_messages,
+        spec.target_value,
+        spec.max_replica_count,
+    ));
     let running = i64::from(sample.running_jobs);
     let effective = match spec.strategy {
         Strategy::Default => scale - running,
-        Strategy::Accurate if scale + running > i64::from(spec.max_replica_count) => i64::from(spec.max_replica_count) - running,
+        Strategy::Accurate if scale + running > i64::from(spec.max_replica_count) => {
+            i64::from(spec.max_replica_count) - running
+        }
         Strategy::Accurate => scale - i64::from(sample.pending_jobs),
     };
     effective.max(0) as u32
@@ -93,10 +99,14 @@ pub fn jobs_per_poll(spec: &ScalerSpec, sample: &Sample) -> u32 {
 pub fn check(spec: &ScalerSpec, timeline: &[Sample], slack: Duration) -> Verdict {
     let mut reasons = Vec::new();
     if spec.target_value <= 0.0 {
-        return Verdict::Failed { reasons: vec![format!("trigger value {} must be > 0", spec.target_value)] };
+        return Verdict::Failed {
+            reasons: vec![format!("trigger value {} must be > 0", spec.target_value)],
+        };
     }
     if timeline.len() < 2 {
-        return Verdict::Skipped { reason: format!("{} samples recorded; at least 2 are needed", timeline.len()) };
+        return Verdict::Skipped {
+            reason: format!("{} samples recorded; at least 2 are needed", timeline.len()),
+        };
     }
     let interval = spec.polling_interval;
     for sample in timeline {
@@ -111,7 +121,9 @@ pub fn check(spec: &ScalerSpec, timeline: &[Sample], slack: Duration) -> Verdict
     for i in 0..timeline.len() {
         for j in i + 1..timeline.len() {
             let span = timeline[j].t.saturating_sub(timeline[i].t);
-            let created = timeline[j].created_jobs.saturating_sub(timeline[i].created_jobs);
+            let created = timeline[j]
+                .created_jobs
+                .saturating_sub(timeline[i].created_jobs);
             let window = &demand[i..=j];
             if span < interval {
                 let most = *window.iter().max().unwrap_or(&0);
@@ -157,15 +169,27 @@ impl ScalerSpec {
             .and_then(|t| t.iter().find(|t| t["type"] == "rabbitmq"))
             .ok_or("spec.triggers has no `rabbitmq` trigger; the scaling check models the RabbitMQ queue-length trigger")?;
         let metadata = &trigger["metadata"];
-        let value = metadata["value"].as_str().or_else(|| metadata["queueLength"].as_str()).unwrap_or("20");
-        let target_value: f64 = value.parse().map_err(|_| format!("spec.triggers[rabbitmq].metadata.value `{value}` is not a number"))?;
-        if metadata["mode"].as_str().is_some_and(|m| m != "QueueLength") {
-            return Err("spec.triggers[rabbitmq].metadata.mode must be QueueLength for the scaling check".into());
+        let value = metadata["value"]
+            .as_str()
+            .or_else(|| metadata["queueLength"].as_str())
+            .unwrap_or("20");
+        let target_value: f64 = value.parse().map_err(|_| {
+            format!("spec.triggers[rabbitmq].metadata.value `{value}` is not a number")
+        })?;
+        if metadata["mode"]
+            .as_str()
+            .is_some_and(|m| m != "QueueLength")
+        {
+            return Err(
+                "spec.triggers[rabbitmq].metadata.mode must be QueueLength for the scaling check"
+                    .into(),
+            );
         }
         let count = |field: &str, default: u64| spec[field].as_u64().unwrap_or(default);
         Ok(ScalerSpec {
             target_value,
-            max_replica_count: u32::try_from(count("maxReplicaCount", 100)).map_err(|_| "spec.maxReplicaCount is too large".to_owned())?,
+            max_replica_count: u32::try_from(count("maxReplicaCount", 100))
+                .map_err(|_| "spec.maxReplicaCount is too large".to_owned())?,
             polling_interval: Duration::from_secs(count("pollingInterval", 30)),
             strategy: Strategy::from_spec(spec["scalingStrategy"]["strategy"].as_str())?,
         })
@@ -184,13 +208,18 @@ pub struct JobRecorder {
 impl JobRecorder {
     /// Records Jobs created by the ScaledJob `scaled_job` (label `scaledjob.keda.sh/name`).
     pub fn new(scaled_job: impl Into<String>) -> JobRecorder {
-        JobRecorder { scaled_job: scaled_job.into(), ..JobRecorder::default() }
+        JobRecorder {
+            scaled_job: scaled_job.into(),
+            ..JobRecorder::default()
+        }
     }
 
     pub fn observe(&mut self, event: &crate::events::ClusterEvent) {
         use crate::events::ClusterEventKind;
         match &event.kind {
-            ClusterEventKind::Job(job) if job.scaled_job.as_deref() == Some(self.scaled_job.as_str()) => {
+            ClusterEventKind::Job(job)
+                if job.scaled_job.as_deref() == Some(self.scaled_job.as_str()) =>
+            {
                 self.created.insert(job.name.clone());
                 self.jobs.insert(job.name.clone(), job.clone());
             }
@@ -229,7 +258,11 @@ mod tests {
                 ready,
                 succeeded: i32::from(finished),
                 failed: 0,
-                conditions: if finished { vec!["Complete=True (CompletionsReached)".into()] } else { vec![] },
+                conditions: if finished {
+                    vec!["Complete=True (CompletionsReached)".into()]
+                } else {
+                    vec![]
+                },
             }),
         }
     }
@@ -240,25 +273,52 @@ mod tests {
         recorder.observe(&job_event("a", 1, false));
         recorder.observe(&job_event("b", 0, false));
         recorder.observe(&job_event("c", 0, true));
-        recorder.observe(&ClusterEvent { observed: jiff::Timestamp::UNIX_EPOCH, kind: ClusterEventKind::JobDeleted { name: "c".into() } });
+        recorder.observe(&ClusterEvent {
+            observed: jiff::Timestamp::UNIX_EPOCH,
+            kind: ClusterEventKind::JobDeleted { name: "c".into() },
+        });
         let sample = recorder.sample(Duration::from_secs(3), 7);
-        assert_eq!((sample.running_jobs, sample.pending_jobs, sample.created_jobs, sample.ready_messages), (2, 1, 3, 7));
+        assert_eq!(
+            (
+                sample.running_jobs,
+                sample.pending_jobs,
+                sample.created_jobs,
+                sample.ready_messages
+            ),
+            (2, 1, 3, 7)
+        );
     }
 
     #[test]
     fn spec_is_read_from_the_reference_scaled_job() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/base/scaledjob.yaml");
-        let object: serde_json::Value = serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../manifests/base/scaledjob.yaml");
+        let object: serde_json::Value =
+            serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         let spec = ScalerSpec::from_scaled_job(&object).unwrap();
-        assert!(spec.target_value > 0.0 && spec.max_replica_count > 0, "{spec:?}");
+        assert!(
+            spec.target_value > 0.0 && spec.max_replica_count > 0,
+            "{spec:?}"
+        );
     }
 
     fn spec(strategy: Strategy) -> ScalerSpec {
-        ScalerSpec { target_value: 2.0, max_replica_count: 5, polling_interval: Duration::from_secs(10), strategy }
+        ScalerSpec {
+            target_value: 2.0,
+            max_replica_count: 5,
+            polling_interval: Duration::from_secs(10),
+            strategy,
+        }
     }
 
     fn s(t: u64, ready: u64, running: u32, pending: u32, created: u32) -> Sample {
-        Sample { t: Duration::from_secs(t), ready_messages: ready, running_jobs: running, pending_jobs: pending, created_jobs: created }
+        Sample {
+            t: Duration::from_secs(t),
+            ready_messages: ready,
+            running_jobs: running,
+            pending_jobs: pending,
+            created_jobs: created,
+        }
     }
 
     #[test]
@@ -276,9 +336,19 @@ mod tests {
         assert_eq!(jobs_per_poll(&spec(Strategy::Accurate), &busy), 2); // 3 - pending 1
         let crowded = s(0, 10, 4, 0, 4); // maxScale 5, 5 + 4 > 5
         assert_eq!(jobs_per_poll(&spec(Strategy::Accurate), &crowded), 1); // capped: 5 - 4
-        assert_eq!(jobs_per_poll(&spec(Strategy::Default), &s(0, 0, 0, 0, 0)), 0);
-        assert_eq!(Strategy::from_spec(Some("accurate")), Ok(Strategy::Accurate));
-        assert!(Strategy::from_spec(Some("custom")).unwrap_err().contains("spec.scalingStrategy.strategy"));
+        assert_eq!(
+            jobs_per_poll(&spec(Strategy::Default), &s(0, 0, 0, 0, 0)),
+            0
+        );
+        assert_eq!(
+            Strategy::from_spec(Some("accurate")),
+            Ok(Strategy::Accurate)
+        );
+        assert!(
+            Strategy::from_spec(Some("custom"))
+                .unwrap_err()
+                .contains("spec.scalingStrategy.strategy")
+        );
     }
 
     /// Recorded with the default strategy: 10 ready messages, value 2 -> 5 Jobs at the first
@@ -298,7 +368,11 @@ mod tests {
 
     #[test]
     fn recorded_default_timeline_passes() {
-        let verdict = check(&spec(Strategy::Default), &default_timeline(), Duration::from_secs(2));
+        let verdict = check(
+            &spec(Strategy::Default),
+            &default_timeline(),
+            Duration::from_secs(2),
+        );
         assert!(verdict.passed(), "{verdict:?}");
     }
 
@@ -307,15 +381,24 @@ mod tests {
         let mut timeline = default_timeline();
         timeline[3] = s(12, 5, 6, 0, 6);
         let verdict = check(&spec(Strategy::Default), &timeline, Duration::from_secs(2));
-        let Verdict::Failed { reasons } = verdict else { panic!("{verdict:?}") };
-        assert!(reasons.iter().any(|r| r.contains("above maxReplicaCount 5")), "{reasons:#?}");
+        let Verdict::Failed { reasons } = verdict else {
+            panic!("{verdict:?}")
+        };
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.contains("above maxReplicaCount 5")),
+            "{reasons:#?}"
+        );
     }
 
     #[test]
     fn a_scaler_that_never_reacts_fails() {
         let timeline: Vec<Sample> = (0..8).map(|i| s(i * 4, 10, 0, 0, 0)).collect();
         let verdict = check(&spec(Strategy::Default), &timeline, Duration::from_secs(2));
-        let Verdict::Failed { reasons } = verdict else { panic!("{verdict:?}") };
+        let Verdict::Failed { reasons } = verdict else {
+            panic!("{verdict:?}")
+        };
         assert!(reasons[0].contains("only 0 were created"), "{reasons:#?}");
     }
 
@@ -330,9 +413,9 @@ mod tests {
     /// ones, so a second poll adds Jobs while the first ones still run.
     fn accurate_timeline() -> Vec<Sample> {
         vec![
-            s(0, 4, 0, 0, 0),   // maxScale 2 -> 2 new
-            s(6, 4, 2, 2, 2),   // still pending: 2 - 2 = 0
-            s(12, 4, 2, 0, 2),  // running, nothing pending, messages still ready -> 2 new (accurate)
+            s(0, 4, 0, 0, 0),  // maxScale 2 -> 2 new
+            s(6, 4, 2, 2, 2),  // still pending: 2 - 2 = 0
+            s(12, 4, 2, 0, 2), // running, nothing pending, messages still ready -> 2 new (accurate)
             s(16, 4, 4, 2, 4),
             s(22, 0, 4, 0, 4),
             s(30, 0, 0, 0, 4),
@@ -341,14 +424,39 @@ mod tests {
 
     #[test]
     fn accurate_timeline_passes_as_accurate_and_fails_as_default() {
-        assert!(check(&spec(Strategy::Accurate), &accurate_timeline(), Duration::from_secs(2)).passed());
-        let verdict = check(&spec(Strategy::Default), &accurate_timeline(), Duration::from_secs(2));
-        let Verdict::Failed { reasons } = verdict else { panic!("{verdict:?}") };
-        assert!(reasons.iter().any(|r| r.contains("one poll creates at most 0")), "{reasons:#?}");
+        assert!(
+            check(
+                &spec(Strategy::Accurate),
+                &accurate_timeline(),
+                Duration::from_secs(2)
+            )
+            .passed()
+        );
+        let verdict = check(
+            &spec(Strategy::Default),
+            &accurate_timeline(),
+            Duration::from_secs(2),
+        );
+        let Verdict::Failed { reasons } = verdict else {
+            panic!("{verdict:?}")
+        };
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.contains("one poll creates at most 0")),
+            "{reasons:#?}"
+        );
     }
 
     #[test]
     fn too_short_a_timeline_is_skipped_not_passed() {
-        assert!(matches!(check(&spec(Strategy::Default), &[s(0, 1, 0, 0, 0)], Duration::ZERO), Verdict::Skipped { .. }));
+        assert!(matches!(
+            check(
+                &spec(Strategy::Default),
+                &[s(0, 1, 0, 0, 0)],
+                Duration::ZERO
+            ),
+            Verdict::Skipped { .. }
+        ));
     }
 }

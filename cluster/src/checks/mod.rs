@@ -26,6 +26,12 @@ impl Verdict {
 
     /// `Passed` with `summary` when `reasons` is empty, else `Failed`.
     pub fn from_reasons(reasons: Vec<String>, summary: impl Into<String>) -> Verdict {
-        if reasons.is_empty() { Verdict::Passed { summary: summary.into() } } else { Verdict::Failed { reasons } }
+        if reasons.is_empty() {
+            Verdict::Passed {
+                summary: summary.into(),
+            }
+        } else {
+            Verdict::Failed { reasons }
+        }
     }
 }

@@ -42,7 +42,9 @@ pub struct Target {
 pub enum Canary {
     Enforced,
     /// The probe connected through a deny-all policy on every attempt.
-    NotEnforced { attempts: u32 },
+    NotEnforced {
+        attempts: u32,
+    },
 }
 
 /// Observed outcomes, `cells[r][c]` aligned with the expected matrix; `None` = not probed.
@@ -66,9 +68,16 @@ pub enum NetpolError {
 /// The deny-all egress policy for the canary.
 pub fn canary_policy(namespace: &str) -> NetworkPolicy {
     NetworkPolicy {
-        metadata: ObjectMeta { name: Some(CANARY_POLICY.into()), namespace: Some(namespace.into()), ..ObjectMeta::default() },
+        metadata: ObjectMeta {
+            name: Some(CANARY_POLICY.into()),
+            namespace: Some(namespace.into()),
+            ..ObjectMeta::default()
+        },
         spec: Some(NetworkPolicySpec {
-            pod_selector: Some(LabelSelector { match_labels: Some([(CANARY_LABEL.to_owned(), "true".to_owned())].into()), ..LabelSelector::default() }),
+            pod_selector: Some(LabelSelector {
+                match_labels: Some([(CANARY_LABEL.to_owned(), "true".to_owned())].into()),
+                ..LabelSelector::default()
+            }),
             policy_types: Some(vec!["Egress".into()]),
             egress: None,
             ingress: None,
@@ -77,12 +86,25 @@ pub fn canary_policy(namespace: &str) -> NetworkPolicy {
 }
 
 /// Applies the deny-all policy, probes `target` through it up to `attempts` times, removes it.
-pub async fn run_canary(client: Client, namespace: &str, target: &Target, attempts: u32, probe_timeout: Duration) -> Result<Canary, NetpolError> {
+pub async fn run_canary(
+    client: Client,
+    namespace: &str,
+    target: &Target,
+    attempts: u32,
+    probe_timeout: Duration,
+) -> Result<Canary, NetpolError> {
     let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), namespace);
     policies
-        .patch(CANARY_POLICY, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&canary_policy(namespace)))
+        .patch(
+            CANARY_POLICY,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&canary_policy(namespace)),
+        )
         .await
-        .map_err(|source| NetpolError::Policy { namespace: namespace.into(), source })?;
+        .map_err(|source| NetpolError::Policy {
+            namespace: namespace.into(),
+            source,
+        })?;
     let mut spec = ProbeSpec::as_agent(target.host.clone(), target.port);
     spec.labels = [(CANARY_LABEL.to_owned(), "true".to_owned())].into();
     let mut result = Ok(Canary::NotEnforced { attempts });
@@ -99,14 +121,20 @@ pub async fn run_canary(client: Client, namespace: &str, target: &Target, attemp
             }
         }
     }
-    if let Err(error) = policies.delete(CANARY_POLICY, &DeleteParams::default()).await {
+    if let Err(error) = policies
+        .delete(CANARY_POLICY, &DeleteParams::default())
+        .await
+    {
         tracing::debug!(%error, "deleting the canary policy failed; the namespace cleanup removes it");
     }
     result
 }
 
 /// Cells the cluster can probe: agent rows x TCP columns that `resolve` maps to a target.
-pub fn probeable(expected: &Matrix, resolve: &dyn Fn(&Endpoint) -> Option<Target>) -> Vec<(usize, usize, Target)> {
+pub fn probeable(
+    expected: &Matrix,
+    resolve: &dyn Fn(&Endpoint) -> Option<Target>,
+) -> Vec<(usize, usize, Target)> {
     let mut cells = Vec::new();
     for (r, row) in expected.rows.iter().enumerate() {
         if row.role != Role::Agent {
@@ -134,7 +162,11 @@ pub async fn record(
     let mut cells = vec![vec![None; expected.cols.len()]; expected.rows.len()];
     for (r, c, target) in probeable(expected, resolve) {
         let mut spec = ProbeSpec::as_agent(target.host.clone(), target.port);
-        spec.labels = expected.rows[r].labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        spec.labels = expected.rows[r]
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         cells[r][c] = Some(run_probe(client.clone(), namespace, &spec, probe_timeout).await?);
     }
     Ok(Observed { cells })
@@ -142,12 +174,26 @@ pub async fn record(
 
 /// The command that re-runs one probe by hand.
 pub fn reproduce_command(namespace: &str, from: &Endpoint, target: &Target) -> String {
-    let labels: Vec<String> = from.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    format!("agentfleet probe --namespace {namespace} --labels {} --target {}:{}", labels.join(","), target.host, target.port)
+    let labels: Vec<String> = from
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    format!(
+        "agentfleet probe --namespace {namespace} --labels {} --target {}:{}",
+        labels.join(","),
+        target.host,
+        target.port
+    )
 }
 
 fn render(expected: &Matrix, cell: impl Fn(usize, usize) -> &'static str) -> String {
-    let width = expected.rows.iter().map(|r| r.name.len()).max().unwrap_or(0);
+    let width = expected
+        .rows
+        .iter()
+        .map(|r| r.name.len())
+        .max()
+        .unwrap_or(0);
     let mut out = String::new();
     for (c, col) in expected.cols.iter().enumerate() {
         out.push_str(&format!("{:>width$}  [{c}] {}\n", "", col.label()));
@@ -172,7 +218,13 @@ fn word(allowed: bool) -> &'static str {
 }
 
 /// Compares the observed matrix with the expected one, after the canary.
-pub fn check(canary: &Canary, expected: &Matrix, observed: &Observed, namespace: &str, resolve: &dyn Fn(&Endpoint) -> Option<Target>) -> Verdict {
+pub fn check(
+    canary: &Canary,
+    expected: &Matrix,
+    observed: &Observed,
+    namespace: &str,
+    resolve: &dyn Fn(&Endpoint) -> Option<Target>,
+) -> Verdict {
     if let Canary::NotEnforced { attempts } = canary {
         return Verdict::Skipped {
             reason: format!(
@@ -183,7 +235,14 @@ pub fn check(canary: &Canary, expected: &Matrix, observed: &Observed, namespace:
     let mut reasons = Vec::new();
     let mut probed = 0;
     for (r, c, target) in probeable(expected, resolve) {
-        let Some(outcome) = observed.cells.get(r).and_then(|row| row.get(c)).and_then(Option::as_ref) else { continue };
+        let Some(outcome) = observed
+            .cells
+            .get(r)
+            .and_then(|row| row.get(c))
+            .and_then(Option::as_ref)
+        else {
+            continue;
+        };
         probed += 1;
         let want = expected.cells[r][c].allowed;
         if outcome.reachable() != want {
@@ -199,17 +258,33 @@ pub fn check(canary: &Canary, expected: &Matrix, observed: &Observed, namespace:
         }
     }
     if probed == 0 {
-        return Verdict::Skipped { reason: "no cell of the matrix could be probed (no agent rows or no resolvable TCP columns)".into() };
+        return Verdict::Skipped {
+            reason:
+                "no cell of the matrix could be probed (no agent rows or no resolvable TCP columns)"
+                    .into(),
+        };
     }
     if !reasons.is_empty() {
         let want = render(expected, |r, c| word(expected.cells[r][c].allowed));
-        let got = render(expected, |r, c| match observed.cells.get(r).and_then(|row| row.get(c)).and_then(Option::as_ref) {
-            Some(outcome) => word(outcome.reachable()),
-            None => "-",
+        let got = render(expected, |r, c| {
+            match observed
+                .cells
+                .get(r)
+                .and_then(|row| row.get(c))
+                .and_then(Option::as_ref)
+            {
+                Some(outcome) => word(outcome.reachable()),
+                None => "-",
+            }
         });
-        reasons.push(format!("expected (from the NetworkPolicies):\n{want}observed (probes; - = not probed):\n{got}"));
+        reasons.push(format!(
+            "expected (from the NetworkPolicies):\n{want}observed (probes; - = not probed):\n{got}"
+        ));
     }
-    Verdict::from_reasons(reasons, format!("{probed} probed connection(s) match the NetworkPolicy truth table"))
+    Verdict::from_reasons(
+        reasons,
+        format!("{probed} probed connection(s) match the NetworkPolicy truth table"),
+    )
 }
 
 #[cfg(test)]
@@ -224,7 +299,9 @@ mod tests {
             name: name.into(),
             role,
             namespace: Some("agents".into()),
-            labels: [("app".to_owned(), "ai-agent".to_owned())].into_iter().collect(),
+            labels: [("app".to_owned(), "ai-agent".to_owned())]
+                .into_iter()
+                .collect(),
             ip: None,
             port,
             from_input: true,
@@ -232,8 +309,16 @@ mod tests {
     }
 
     fn cell(allowed: bool) -> Cell {
-        let verdict = if allowed { Decision::NotIsolated } else { Decision::Denied { policies: vec![] } };
-        Cell { allowed, egress: verdict.clone(), ingress: verdict }
+        let verdict = if allowed {
+            Decision::NotIsolated
+        } else {
+            Decision::Denied { policies: vec![] }
+        };
+        Cell {
+            allowed,
+            egress: verdict.clone(),
+            ingress: verdict,
+        }
     }
 
     /// Agent -> queue allowed, agent -> outside denied, DNS over UDP not probeable.
@@ -245,58 +330,124 @@ mod tests {
         Matrix {
             rows: vec![agent.clone(), queue.clone()],
             cols: vec![queue, outside, dns],
-            cells: vec![vec![cell(true), cell(false), cell(true)], vec![cell(true), cell(true), cell(true)]],
+            cells: vec![
+                vec![cell(true), cell(false), cell(true)],
+                vec![cell(true), cell(true), cell(true)],
+            ],
         }
     }
 
     fn resolve(endpoint: &Endpoint) -> Option<Target> {
         match endpoint.role {
-            Role::Queue => Some(Target { host: "rabbitmq.message-queue.svc".into(), port: 5672 }),
-            Role::Outside => Some(Target { host: "203.0.113.10".into(), port: 443 }),
+            Role::Queue => Some(Target {
+                host: "rabbitmq.message-queue.svc".into(),
+                port: 5672,
+            }),
+            Role::Outside => Some(Target {
+                host: "203.0.113.10".into(),
+                port: 443,
+            }),
             _ => None,
         }
     }
 
     fn observed(queue: bool, outside: bool) -> Observed {
-        let outcome = |ok| if ok { ProbeOutcome::Reachable } else { ProbeOutcome::Unreachable { detail: "dropped".into() } };
-        Observed { cells: vec![vec![Some(outcome(queue)), Some(outcome(outside)), None], vec![None, None, None]] }
+        let outcome = |ok| {
+            if ok {
+                ProbeOutcome::Reachable
+            } else {
+                ProbeOutcome::Unreachable {
+                    detail: "dropped".into(),
+                }
+            }
+        };
+        Observed {
+            cells: vec![
+                vec![Some(outcome(queue)), Some(outcome(outside)), None],
+                vec![None, None, None],
+            ],
+        }
     }
 
     #[test]
     fn only_agent_rows_and_resolvable_tcp_columns_are_probed() {
         let cells = probeable(&expected(), &resolve);
-        assert_eq!(cells.iter().map(|(r, c, _)| (*r, *c)).collect::<Vec<_>>(), [(0, 0), (0, 1)]);
+        assert_eq!(
+            cells.iter().map(|(r, c, _)| (*r, *c)).collect::<Vec<_>>(),
+            [(0, 0), (0, 1)]
+        );
     }
 
     #[test]
     fn matching_observations_pass() {
-        let verdict = check(&Canary::Enforced, &expected(), &observed(true, false), "af-net-a", &resolve);
+        let verdict = check(
+            &Canary::Enforced,
+            &expected(),
+            &observed(true, false),
+            "af-net-a",
+            &resolve,
+        );
         assert!(verdict.passed(), "{verdict:?}");
     }
 
     #[test]
     fn a_wrong_cell_fails_with_both_matrices_and_a_reproduce_command() {
-        let verdict = check(&Canary::Enforced, &expected(), &observed(true, true), "af-net-a", &resolve);
-        let Verdict::Failed { reasons } = verdict else { panic!("{verdict:?}") };
-        assert!(reasons[0].contains("outside:443/TCP: expected deny, observed allow"), "{}", reasons[0]);
+        let verdict = check(
+            &Canary::Enforced,
+            &expected(),
+            &observed(true, true),
+            "af-net-a",
+            &resolve,
+        );
+        let Verdict::Failed { reasons } = verdict else {
+            panic!("{verdict:?}")
+        };
+        assert!(
+            reasons[0].contains("outside:443/TCP: expected deny, observed allow"),
+            "{}",
+            reasons[0]
+        );
         assert!(reasons[0].contains("agentfleet probe --namespace af-net-a --labels app=ai-agent --target 203.0.113.10:443"), "{}", reasons[0]);
-        assert!(reasons[1].contains("expected (from the NetworkPolicies)") && reasons[1].contains("observed (probes"), "{}", reasons[1]);
+        assert!(
+            reasons[1].contains("expected (from the NetworkPolicies)")
+                && reasons[1].contains("observed (probes"),
+            "{}",
+            reasons[1]
+        );
     }
 
     #[test]
     fn a_cni_that_does_not_enforce_skips_the_check() {
-        let verdict = check(&Canary::NotEnforced { attempts: 3 }, &expected(), &observed(true, true), "af-net-a", &resolve);
-        assert!(matches!(verdict, Verdict::Skipped { ref reason } if reason.contains("does not enforce")), "{verdict:?}");
+        let verdict = check(
+            &Canary::NotEnforced { attempts: 3 },
+            &expected(),
+            &observed(true, true),
+            "af-net-a",
+            &resolve,
+        );
+        assert!(
+            matches!(verdict, Verdict::Skipped { ref reason } if reason.contains("does not enforce")),
+            "{verdict:?}"
+        );
     }
 
     #[test]
     fn the_reference_manifests_give_a_probeable_matrix() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/base");
-        let paths: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path().display().to_string()).filter(|p| p.ends_with(".yaml")).collect();
+        let paths: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path().display().to_string())
+            .filter(|p| p.ends_with(".yaml"))
+            .collect();
         let sources = agentfleet_lint::source::load(&paths, &mut std::io::empty()).unwrap();
         let (fleet, _) = agentfleet_lint::load_fleet(&sources, "agents");
         let matrix = agentfleet_lint::netpol::matrix(&fleet);
-        let resolve_all = |e: &Endpoint| e.port.as_ref().map(|p| Target { host: e.name.clone(), port: p.number });
+        let resolve_all = |e: &Endpoint| {
+            e.port.as_ref().map(|p| Target {
+                host: e.name.clone(),
+                port: p.number,
+            })
+        };
         assert!(!probeable(&matrix, &resolve_all).is_empty());
     }
 
@@ -305,17 +456,33 @@ mod tests {
         let (client, mut handle) = mock::client();
         let server = tokio::spawn(async move {
             let (request, respond) = mock::next(&mut handle, "canary policy PATCH").await;
-            assert_eq!(request.uri().path(), format!("/apis/networking.k8s.io/v1/namespaces/af-net-a/networkpolicies/{CANARY_POLICY}"));
-            assert_eq!(request.headers()["content-type"], "application/apply-patch+yaml");
+            assert_eq!(
+                request.uri().path(),
+                format!(
+                    "/apis/networking.k8s.io/v1/namespaces/af-net-a/networkpolicies/{CANARY_POLICY}"
+                )
+            );
+            assert_eq!(
+                request.headers()["content-type"],
+                "application/apply-patch+yaml"
+            );
             let body = mock::json_body(request).await;
             assert_eq!(body["spec"]["policyTypes"], json!(["Egress"]));
-            assert!(body["spec"].get("egress").is_none(), "deny-all has no egress rules: {body}");
+            assert!(
+                body["spec"].get("egress").is_none(),
+                "deny-all has no egress rules: {body}"
+            );
             respond.send_response(mock::json(200, body));
 
             let (request, respond) = mock::next(&mut handle, "canary probe POST").await;
-            assert_eq!(mock::json_body(request).await["metadata"]["labels"][CANARY_LABEL], "true");
-            let pod = |phase: &str| json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "agent-probe-c", "resourceVersion": "1"}, "status": {"phase": phase,
-                "containerStatuses": [{"name": "probe", "image": "", "imageID": "", "ready": false, "restartCount": 0, "state": {"terminated": {"exitCode": 0}}}]}});
+            assert_eq!(
+                mock::json_body(request).await["metadata"]["labels"][CANARY_LABEL],
+                "true"
+            );
+            let pod = |phase: &str| {
+                json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "agent-probe-c", "resourceVersion": "1"}, "status": {"phase": phase,
+                "containerStatuses": [{"name": "probe", "image": "", "imageID": "", "ready": false, "restartCount": 0, "state": {"terminated": {"exitCode": 0}}}]}})
+            };
             respond.send_response(mock::json(201, pod("Pending")));
             let (_, respond) = mock::next(&mut handle, "canary probe LIST").await;
             respond.send_response(mock::list("PodList", "v1", "1", vec![pod("Succeeded")]));
@@ -324,10 +491,18 @@ mod tests {
             let (request, respond) = mock::next(&mut handle, "canary policy DELETE").await;
             assert_eq!(request.method(), http::Method::DELETE);
             assert!(request.uri().path().ends_with(CANARY_POLICY));
-            respond.send_response(mock::json(200, json!({"kind": "Status", "apiVersion": "v1", "status": "Success"})));
+            respond.send_response(mock::json(
+                200,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+            ));
         });
-        let target = Target { host: "rabbitmq.message-queue.svc".into(), port: 5672 };
-        let canary = run_canary(client, "af-net-a", &target, 1, Duration::from_secs(5)).await.unwrap();
+        let target = Target {
+            host: "rabbitmq.message-queue.svc".into(),
+            port: 5672,
+        };
+        let canary = run_canary(client, "af-net-a", &target, 1, Duration::from_secs(5))
+            .await
+            .unwrap();
         assert_eq!(canary, Canary::NotEnforced { attempts: 1 });
         server.await.unwrap();
     }

@@ -33,17 +33,25 @@ pub struct RolloutObservation {
 
 impl RolloutRecorder {
     pub fn new(scaled_job: impl Into<String>) -> RolloutRecorder {
-        RolloutRecorder { scaled_job: scaled_job.into(), ..RolloutRecorder::default() }
+        RolloutRecorder {
+            scaled_job: scaled_job.into(),
+            ..RolloutRecorder::default()
+        }
     }
 
     pub fn observe(&mut self, event: &ClusterEvent) {
         match &event.kind {
-            ClusterEventKind::Job(job) if job.scaled_job.as_deref() == Some(self.scaled_job.as_str()) => {
+            ClusterEventKind::Job(job)
+                if job.scaled_job.as_deref() == Some(self.scaled_job.as_str()) =>
+            {
                 self.jobs.insert(job.name.clone(), job.clone());
             }
             ClusterEventKind::JobDeleted { name } => {
                 let finished = self.jobs.remove(name).is_some_and(|j| j.finished());
-                let was_running = self.running_at_edit.as_ref().is_some_and(|r| r.contains(name));
+                let was_running = self
+                    .running_at_edit
+                    .as_ref()
+                    .is_some_and(|r| r.contains(name));
                 if was_running && !finished {
                     self.deleted_unfinished.push(name.clone());
                 }
@@ -54,13 +62,23 @@ impl RolloutRecorder {
 
     /// Call right after applying the edited ScaledJob.
     pub fn mark_edit(&mut self) {
-        self.running_at_edit = Some(self.jobs.values().filter(|j| !j.finished()).map(|j| j.name.clone()).collect());
+        self.running_at_edit = Some(
+            self.jobs
+                .values()
+                .filter(|j| !j.finished())
+                .map(|j| j.name.clone())
+                .collect(),
+        );
     }
 
     pub fn finish(self, strategy: Option<String>) -> RolloutObservation {
         RolloutObservation {
             strategy,
-            running_at_edit: self.running_at_edit.unwrap_or_default().into_iter().collect(),
+            running_at_edit: self
+                .running_at_edit
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
             deleted_unfinished: self.deleted_unfinished,
         }
     }
@@ -69,7 +87,9 @@ impl RolloutRecorder {
 /// Passes when no Job running at the edit was deleted before finishing.
 pub fn check(observation: &RolloutObservation) -> Verdict {
     if observation.running_at_edit.is_empty() {
-        return Verdict::Skipped { reason: "no Job was running when the ScaledJob was edited".into() };
+        return Verdict::Skipped {
+            reason: "no Job was running when the ScaledJob was edited".into(),
+        };
     }
     let reasons = observation
         .deleted_unfinished
@@ -81,7 +101,13 @@ pub fn check(observation: &RolloutObservation) -> Verdict {
             )
         })
         .collect();
-    Verdict::from_reasons(reasons, format!("{} running Job(s) survived the ScaledJob edit", observation.running_at_edit.len()))
+    Verdict::from_reasons(
+        reasons,
+        format!(
+            "{} running Job(s) survived the ScaledJob edit",
+            observation.running_at_edit.len()
+        ),
+    )
 }
 
 #[cfg(test)]
@@ -89,7 +115,10 @@ mod tests {
     use super::*;
 
     fn event(kind: ClusterEventKind) -> ClusterEvent {
-        ClusterEvent { observed: jiff::Timestamp::UNIX_EPOCH, kind }
+        ClusterEvent {
+            observed: jiff::Timestamp::UNIX_EPOCH,
+            kind,
+        }
     }
 
     fn job(name: &str, finished: bool) -> ClusterEvent {
@@ -100,7 +129,11 @@ mod tests {
             ready: i32::from(!finished),
             succeeded: i32::from(finished),
             failed: 0,
-            conditions: if finished { vec!["Complete=True (CompletionsReached)".into()] } else { vec![] },
+            conditions: if finished {
+                vec!["Complete=True (CompletionsReached)".into()]
+            } else {
+                vec![]
+            },
         }))
     }
 
@@ -115,7 +148,12 @@ mod tests {
             recorder.observe(&e);
         }
         recorder.mark_edit();
-        for e in [job("c", false), job("a", true), deleted("a"), job("b", true)] {
+        for e in [
+            job("c", false),
+            job("a", true),
+            deleted("a"),
+            job("b", true),
+        ] {
             recorder.observe(&e);
         }
         let observation = recorder.finish(Some("gradual".into()));
@@ -132,7 +170,9 @@ mod tests {
         for e in [deleted("a"), deleted("b"), deleted("old"), job("c", false)] {
             recorder.observe(&e);
         }
-        let Verdict::Failed { reasons } = check(&recorder.finish(None)) else { panic!() };
+        let Verdict::Failed { reasons } = check(&recorder.finish(None)) else {
+            panic!()
+        };
         assert_eq!(reasons.len(), 2, "{reasons:?}");
         assert!(reasons[0].contains("Job a") && reasons[0].contains("gradual"));
     }
@@ -141,6 +181,9 @@ mod tests {
     fn nothing_running_is_skipped() {
         let mut recorder = RolloutRecorder::new("agent-scaledjob");
         recorder.mark_edit();
-        assert!(matches!(check(&recorder.finish(None)), Verdict::Skipped { .. }));
+        assert!(matches!(
+            check(&recorder.finish(None)),
+            Verdict::Skipped { .. }
+        ));
     }
 }
