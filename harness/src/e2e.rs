@@ -201,6 +201,7 @@ fn selected(args: &E2eArgs) -> Vec<ScenarioId> {
 /// Entry point of `agentfleet e2e`. Exit 0 when no scenario failed, 1 when one did, 130 on
 /// Ctrl-C.
 pub async fn run(args: &E2eArgs) -> anyhow::Result<ExitCode> {
+    crate::tls::install_crypto_provider();
     let host = Host::probe().await;
     let resolved = resolve(args.runtime, &host)?;
     let scenarios = selected(args);
@@ -298,7 +299,8 @@ async fn run_all(
     );
     if interrupted {
         eprintln!(
-            "interrupted: {} of {} scenarios ran",
+            "interrupted: {} of {} scenarios ran. A session interrupted while it was still \
+             starting can leave Docker objects behind: `agentfleet sweep` removes them",
             outcomes.len(),
             ids.len()
         );
@@ -466,27 +468,19 @@ pub fn plan(resolved: &Resolved, ids: &[ScenarioId]) -> String {
     out
 }
 
+/// The YAML files of the manifests directory the pod template is read from.
 fn manifest_files(dir: &Path) -> std::io::Result<Vec<String>> {
     let mut files = Vec::new();
-    for sub in ["base", "platform", "overlays/kind"] {
-        let path = dir.join(sub);
-        let Ok(entries) = std::fs::read_dir(&path) else {
-            continue;
-        };
-        for entry in entries {
-            let entry = entry?;
-            if entry.path().extension().is_some_and(|e| e == "yaml") {
-                files.push(format!("{sub}/{}", entry.file_name().to_string_lossy()));
-            }
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.path().extension().is_some_and(|e| e == "yaml") {
+            files.push(entry.file_name().to_string_lossy().into_owned());
         }
     }
     if files.is_empty() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::NotFound,
-            format!(
-                "no YAML under {}/{{base,platform,overlays/kind}}",
-                dir.display()
-            ),
+            format!("no YAML files in {}", dir.display()),
         ));
     }
     files.sort();

@@ -8,10 +8,15 @@
 //! - [`request_log`]: what the gateway saw (call gaps, `Retry-After` compliance, rates);
 //! - [`agents`] and [`checkpoints`]: launching agent containers and looking into their volume;
 //! - [`stack`]: the whole single-broker set-up most agent tests start from;
-//! - [`metrics`] and [`wait`]: scraping Prometheus text and waiting on observations with deadlines.
+//! - [`metrics`] and [`wait`]: scraping Prometheus text and waiting on observations with deadlines;
+//! - [`runtime`]: the runtime trait scenarios are written against, the reference pod template read
+//!   from the manifests, and the Docker runtime (a Job controller stand-in included);
+//! - [`scenario`], [`scenarios`] and [`timeline`]: the five scenarios, their single entry point
+//!   [`scenarios::run`], their outcome type and the timeline sampled while they run.
 
 pub mod agents;
 pub mod checkpoints;
+pub mod cluster_cli;
 pub mod docker;
 pub mod images;
 pub mod ledger;

@@ -53,7 +53,9 @@ impl fmt::Display for ScenarioId {
 
 /// An unknown scenario name; the message lists the valid ones.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown scenario `{given}`; expected one of: scaling, oom, eviction-resume, retry-storm, network-isolation")]
+#[error(
+    "unknown scenario `{given}`; expected one of: scaling, oom, eviction-resume, retry-storm, network-isolation"
+)]
 pub struct UnknownScenario {
     pub given: String,
 }
@@ -65,7 +67,9 @@ impl FromStr for ScenarioId {
         ScenarioId::ALL
             .into_iter()
             .find(|id| id.as_str() == s)
-            .ok_or_else(|| UnknownScenario { given: s.to_owned() })
+            .ok_or_else(|| UnknownScenario {
+                given: s.to_owned(),
+            })
     }
 }
 
@@ -96,7 +100,12 @@ pub struct Figure {
 
 impl Figure {
     pub fn new(name: impl Into<String>, value: f64, unit: impl Into<String>) -> Figure {
-        Figure { name: name.into(), value, unit: unit.into(), bound: None }
+        Figure {
+            name: name.into(),
+            value,
+            unit: unit.into(),
+            bound: None,
+        }
     }
 
     pub fn bounded(mut self, bound: impl Into<String>) -> Figure {
@@ -166,7 +175,10 @@ mod tests {
 
     #[test]
     fn verdict_serializes_with_a_tag() {
-        let json = serde_json::to_value(Verdict::Skipped { reason: "no oom".into() }).unwrap();
+        let json = serde_json::to_value(Verdict::Skipped {
+            reason: "no oom".into(),
+        })
+        .unwrap();
         assert_eq!(json["verdict"], "skipped");
         assert_eq!(json["reason"], "no oom");
     }

@@ -275,7 +275,8 @@ async fn print_container_logs(engine: &Engine, scope_id: &str) {
 /// `std::process::exit` runs no destructors.
 fn live_scopes() -> std::sync::MutexGuard<'static, BTreeSet<String>> {
     static LIVE: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
-    LIVE.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    LIVE.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Exit status after an interrupt (128 + SIGINT), as shells report it.
@@ -292,7 +293,11 @@ pub fn teardown_on_ctrl_c() -> tokio::task::JoinHandle<()> {
             return;
         }
         let ids: Vec<String> = live_scopes().iter().cloned().collect();
-        eprintln!("interrupted: removing {} scope(s): {}", ids.len(), ids.join(", "));
+        eprintln!(
+            "interrupted: removing {} scope(s): {}",
+            ids.len(),
+            ids.join(", ")
+        );
         if !keep_requested() && !ids.is_empty() {
             match Engine::connect().await {
                 Ok(engine) => {

@@ -71,3 +71,54 @@ async fn docker_fixture_fails_exactly_its_clause(
     assert_fails_exactly(&report, failing);
     Ok(())
 }
+
+/// An image that declares optional clauses missing (the label documented in
+/// docs/agent-contract.md) gets them skipped with the reason, never passed; a clause not selected
+/// is skipped as such. Builds the labelled image from the local reference image (no pull).
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_declared_optional_clauses_are_skipped_with_the_reason() -> Result<()> {
+    let image = "agentfleet/conform-declares-7-8:test";
+    let dockerfile = format!(
+        "FROM agentfleet/agent:0.1.0\nLABEL {}=\"7, 8\"\n",
+        agentfleet::conform::declared::OPTIONAL_MISSING_LABEL
+    );
+    let mut build = std::process::Command::new("docker")
+        .args(["build", "--quiet", "--tag", image, "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("running `docker build` (the docker CLI is needed): {e}"))?;
+    std::io::Write::write_all(
+        &mut build.stdin.take().expect("piped stdin"),
+        dockerfile.as_bytes(),
+    )?;
+    let status = build.wait()?;
+    anyhow::ensure!(status.success(), "docker build of {image} failed: {status}");
+
+    let report = check_image(
+        image,
+        &[Clause::Identity, Clause::Observability, Clause::Isolation],
+    )
+    .await?;
+    let table = output::human(&report, false);
+    let status_of = |clause: Clause| {
+        report
+            .clauses
+            .iter()
+            .find(|c| c.number == clause.number())
+            .map(|c| (c.status, c.evidence.join(" ")))
+            .expect("every clause is reported")
+    };
+    assert_eq!(report.declared_missing, vec![7, 8], "{table}");
+    assert_eq!(status_of(Clause::Identity).0, Status::Passed, "{table}");
+    for clause in [Clause::Observability, Clause::Isolation] {
+        let (status, evidence) = status_of(clause);
+        assert_eq!(status, Status::Skipped, "{table}");
+        assert!(evidence.contains("declares it lacks"), "{table}");
+    }
+    let (status, evidence) = status_of(Clause::Work);
+    assert_eq!(status, Status::Skipped, "{table}");
+    assert!(evidence.contains("not selected"), "{table}");
+    assert!(report.is_conformant(), "{table}");
+    Ok(())
+}

@@ -12,7 +12,9 @@ use agentfleet::runtime::{AgentSet, Runtime, Session, SessionSetup};
 use agentfleet::scenario::ScenarioId;
 use agentfleet::scope::INTERRUPTED_EXIT_CODE;
 use agentfleet::sweep::SCOPE_LABEL;
-use bollard::query_parameters::{ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder};
+use bollard::query_parameters::{
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
+};
 
 /// Containers, networks and volumes still labelled with `scope_id`.
 async fn leftovers(engine: &Engine, scope_id: &str) -> Vec<String> {
@@ -21,20 +23,43 @@ async fn leftovers(engine: &Engine, scope_id: &str) -> Vec<String> {
     let docker = engine.raw();
     let mut found = Vec::new();
     let containers = docker
-        .list_containers(Some(ListContainersOptionsBuilder::new().all(true).filters(&filters).build()))
+        .list_containers(Some(
+            ListContainersOptionsBuilder::new()
+                .all(true)
+                .filters(&filters)
+                .build(),
+        ))
         .await
         .expect("list containers");
-    found.extend(containers.into_iter().map(|c| format!("container {:?}", c.names)));
+    found.extend(
+        containers
+            .into_iter()
+            .map(|c| format!("container {:?}", c.names)),
+    );
     let networks = docker
-        .list_networks(Some(ListNetworksOptionsBuilder::new().filters(&filters).build()))
+        .list_networks(Some(
+            ListNetworksOptionsBuilder::new().filters(&filters).build(),
+        ))
         .await
         .expect("list networks");
-    found.extend(networks.into_iter().map(|n| format!("network {:?}", n.name)));
+    found.extend(
+        networks
+            .into_iter()
+            .map(|n| format!("network {:?}", n.name)),
+    );
     let volumes = docker
-        .list_volumes(Some(ListVolumesOptionsBuilder::new().filters(&filters).build()))
+        .list_volumes(Some(
+            ListVolumesOptionsBuilder::new().filters(&filters).build(),
+        ))
         .await
         .expect("list volumes");
-    found.extend(volumes.volumes.into_iter().flatten().map(|v| format!("volume {}", v.name)));
+    found.extend(
+        volumes
+            .volumes
+            .into_iter()
+            .flatten()
+            .map(|v| format!("volume {}", v.name)),
+    );
     found
 }
 
@@ -57,23 +82,42 @@ async fn ctrl_c_removes_every_object_of_the_live_scopes() {
     let Ok(line) = ready else {
         let _ = child.kill();
         let output = child.wait_with_output().expect("helper output");
-        panic!("the helper never got ready: {}", String::from_utf8_lossy(&output.stderr));
+        panic!(
+            "the helper never got ready: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     };
-    let scope_id = line.strip_prefix("READY ").unwrap_or_else(|| panic!("unexpected line {line:?}")).to_owned();
+    let scope_id = line
+        .strip_prefix("READY ")
+        .unwrap_or_else(|| panic!("unexpected line {line:?}"))
+        .to_owned();
     let engine = Engine::connect().await.expect("Docker");
-    assert!(!leftovers(&engine, &scope_id).await.is_empty(), "the helper created nothing to remove");
+    assert!(
+        !leftovers(&engine, &scope_id).await.is_empty(),
+        "the helper created nothing to remove"
+    );
 
-    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("run kill");
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("run kill");
     assert!(status.success(), "kill -INT failed");
     let deadline = Instant::now() + Duration::from_secs(60);
     let exit = loop {
         if let Some(exit) = child.try_wait().expect("wait for the helper") {
             break exit;
         }
-        assert!(Instant::now() < deadline, "the helper did not exit within 60 s of SIGINT");
+        assert!(
+            Instant::now() < deadline,
+            "the helper did not exit within 60 s of SIGINT"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert_eq!(exit.code(), Some(INTERRUPTED_EXIT_CODE), "exit after Ctrl-C: {exit:?}");
+    assert_eq!(
+        exit.code(),
+        Some(INTERRUPTED_EXIT_CODE),
+        "exit after Ctrl-C: {exit:?}"
+    );
     let left = leftovers(&engine, &scope_id).await;
     assert!(left.is_empty(), "objects left after Ctrl-C: {left:?}");
 }
@@ -84,13 +128,23 @@ async fn a_session_dropped_by_a_panic_leaves_nothing_behind() {
     let engine = runtime.engine().clone();
     let (tx, rx) = tokio::sync::oneshot::channel();
     let panicked = tokio::spawn(async move {
-        let session = runtime.open(ScenarioId::Oom, &SessionSetup::default()).await.expect("open a session");
-        session.start_agents(&AgentSet::new("doomed", [0])).await.expect("start an agent");
-        tx.send(session.scope().id().to_owned()).expect("send the scope id");
+        let session = runtime
+            .open(ScenarioId::Oom, &SessionSetup::default())
+            .await
+            .expect("open a session");
+        session
+            .start_agents(&AgentSet::new("doomed", [0]))
+            .await
+            .expect("start an agent");
+        tx.send(session.scope().id().to_owned())
+            .expect("send the scope id");
         panic!("scenario panics with a live session and agent");
     })
     .await;
-    assert!(panicked.is_err_and(|e| e.is_panic()), "the task was meant to panic");
+    assert!(
+        panicked.is_err_and(|e| e.is_panic()),
+        "the task was meant to panic"
+    );
     let scope_id = rx.await.expect("scope id");
     let left = leftovers(&engine, &scope_id).await;
     assert!(left.is_empty(), "objects left after a panic: {left:?}");

@@ -17,6 +17,7 @@ pub fn render(outcomes: &[ScenarioOutcome], colour: bool) -> String {
         .chain(["scenario".len()])
         .max()
         .unwrap_or(8);
+    let common = common_warnings(outcomes);
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -31,7 +32,15 @@ pub fn render(outcomes: &[ScenarioOutcome], colour: bool) -> String {
         };
         // Pad before painting: escape codes have no width.
         let result = paint(&format!("{word:<7}"), tone, colour);
-        let figures: Vec<String> = o.figures.iter().take(KEY_FIGURES).map(figure).collect();
+        // Checked figures first: they are what the verdict rests on.
+        let figures: Vec<String> = o
+            .figures
+            .iter()
+            .filter(|f| f.bound.is_some())
+            .chain(o.figures.iter().filter(|f| f.bound.is_none()))
+            .take(KEY_FIGURES)
+            .map(figure)
+            .collect();
         let _ = writeln!(
             out,
             "{:<name_w$}  {result}  {:>7.1}s  {}",
@@ -51,11 +60,17 @@ pub fn render(outcomes: &[ScenarioOutcome], colour: bool) -> String {
             }
             Verdict::Passed => {}
         }
-        for warning in &o.warnings {
+        for warning in o.warnings.iter().filter(|w| !common.contains(w)) {
             let _ = writeln!(out, "{indent}! {warning}");
         }
         if let Some(dir) = &o.artifacts {
             let _ = writeln!(out, "{indent}artifacts: {}", dir.display());
+        }
+    }
+    if !common.is_empty() {
+        let _ = writeln!(out, "\ncaveats of the runtime (every scenario):");
+        for warning in &common {
+            let _ = writeln!(out, "  ! {warning}");
         }
     }
     let count = |f: fn(&Verdict) -> bool| outcomes.iter().filter(|o| f(&o.verdict)).count();
@@ -67,6 +82,19 @@ pub fn render(outcomes: &[ScenarioOutcome], colour: bool) -> String {
         count(|v| matches!(v, Verdict::Skipped { .. })),
     );
     out
+}
+
+/// Warnings every scenario carries (the runtime's caveats), printed once instead of per row.
+/// With a single scenario nothing is "common": its warnings stay on its row.
+fn common_warnings(outcomes: &[ScenarioOutcome]) -> Vec<&String> {
+    match outcomes {
+        [first, _, ..] => first
+            .warnings
+            .iter()
+            .filter(|w| outcomes.iter().all(|o| o.warnings.contains(w)))
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// `name = value unit (bound)`.
@@ -113,5 +141,25 @@ mod tests {
         assert!(text.contains("1 passed, 1 failed, 1 skipped"), "{text}");
         assert!(!text.contains('\u{1b}'));
         assert!(render(&outcomes(), true).contains("\u{1b}[31;1mFAIL   \u{1b}[0m"));
+    }
+
+    #[test]
+    fn runtime_caveats_shared_by_every_scenario_are_printed_once() {
+        let mut all = outcomes();
+        for o in &mut all {
+            o.warnings.push("livenessProbe not honoured".into());
+        }
+        all[1].warnings.push("request log dropped 3 records".into());
+        let text = render(&all, false);
+        assert_eq!(
+            text.matches("livenessProbe not honoured").count(),
+            1,
+            "{text}"
+        );
+        assert!(
+            text.contains("caveats of the runtime (every scenario):\n  ! livenessProbe"),
+            "{text}"
+        );
+        assert!(text.contains("  ! request log dropped 3 records"), "{text}");
     }
 }

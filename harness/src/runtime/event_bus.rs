@@ -22,7 +22,10 @@ pub struct EventBus {
 
 impl Default for EventBus {
     fn default() -> Self {
-        EventBus { inner: Arc::default(), sender: broadcast::channel(CAPACITY).0 }
+        EventBus {
+            inner: Arc::default(),
+            sender: broadcast::channel(CAPACITY).0,
+        }
     }
 }
 
@@ -55,7 +58,9 @@ impl EventBus {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<RuntimeEvent>> {
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -65,7 +70,12 @@ mod tests {
     use crate::runtime::AgentRef;
 
     fn started(index: u32) -> RuntimeEvent {
-        RuntimeEvent::Started { agent: AgentRef { index, name: format!("agent-{index}") } }
+        RuntimeEvent::Started {
+            agent: AgentRef {
+                index,
+                name: format!("agent-{index}"),
+            },
+        }
     }
 
     #[tokio::test]

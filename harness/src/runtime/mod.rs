@@ -18,6 +18,7 @@
 
 pub mod docker;
 pub mod event_bus;
+pub mod kube;
 pub mod template;
 
 use std::collections::BTreeMap;
@@ -151,19 +152,38 @@ pub enum EvictOutcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RuntimeEvent {
-    Started { agent: AgentRef },
+    Started {
+        agent: AgentRef,
+    },
     /// The instance ended. `oom_killed` as the runtime reported it.
-    Exited { agent: AgentRef, exit_code: i64, oom_killed: bool },
+    Exited {
+        agent: AgentRef,
+        exit_code: i64,
+        oom_killed: bool,
+    },
     /// The kernel OOM killer hit the instance (may precede `Exited`).
-    OomKilled { agent: AgentRef },
+    OomKilled {
+        agent: AgentRef,
+    },
     /// Restarted in place (restartPolicy OnFailure).
-    Restarted { agent: AgentRef },
+    Restarted {
+        agent: AgentRef,
+    },
     /// The controller created a replacement instance for a failed one.
-    Replaced { failed: AgentRef, replacement: AgentRef },
+    Replaced {
+        failed: AgentRef,
+        replacement: AgentRef,
+    },
     /// The index is given up: its backoff limit is exhausted (or a FailJob rule matched).
-    IndexFailed { index: u32, failures: u32 },
+    IndexFailed {
+        index: u32,
+        failures: u32,
+    },
     /// Grace-period stop requested.
-    StopRequested { agent: AgentRef, grace_ms: u64 },
+    StopRequested {
+        agent: AgentRef,
+        grace_ms: u64,
+    },
 }
 
 impl RuntimeEvent {
@@ -171,18 +191,31 @@ impl RuntimeEvent {
     pub fn describe(&self) -> (&'static str, String) {
         match self {
             RuntimeEvent::Started { agent } => ("agent-start", agent.name.clone()),
-            RuntimeEvent::Exited { agent, exit_code, oom_killed } => (
+            RuntimeEvent::Exited {
+                agent,
+                exit_code,
+                oom_killed,
+            } => (
                 "agent-exit",
-                format!("{} exit {exit_code}{}", agent.name, if *oom_killed { " OOMKilled" } else { "" }),
+                format!(
+                    "{} exit {exit_code}{}",
+                    agent.name,
+                    if *oom_killed { " OOMKilled" } else { "" }
+                ),
             ),
             RuntimeEvent::OomKilled { agent } => ("oom", agent.name.clone()),
             RuntimeEvent::Restarted { agent } => ("agent-restart", agent.name.clone()),
-            RuntimeEvent::Replaced { failed, replacement } => {
-                ("agent-replaced", format!("{} -> {}", failed.name, replacement.name))
-            }
-            RuntimeEvent::IndexFailed { index, failures } => {
-                ("index-failed", format!("index {index} after {failures} failures"))
-            }
+            RuntimeEvent::Replaced {
+                failed,
+                replacement,
+            } => (
+                "agent-replaced",
+                format!("{} -> {}", failed.name, replacement.name),
+            ),
+            RuntimeEvent::IndexFailed { index, failures } => (
+                "index-failed",
+                format!("index {index} after {failures} failures"),
+            ),
             RuntimeEvent::StopRequested { agent, grace_ms } => {
                 ("stop", format!("{} grace {grace_ms} ms", agent.name))
             }
@@ -202,7 +235,11 @@ pub struct AgentSet {
 
 impl AgentSet {
     pub fn new(fleet: impl Into<String>, indexes: impl IntoIterator<Item = u32>) -> AgentSet {
-        AgentSet { fleet: fleet.into(), indexes: indexes.into_iter().collect(), env: BTreeMap::new() }
+        AgentSet {
+            fleet: fleet.into(),
+            indexes: indexes.into_iter().collect(),
+            env: BTreeMap::new(),
+        }
     }
 
     pub fn env(mut self, name: impl Into<String>, value: impl ToString) -> Self {

@@ -20,18 +20,32 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 /// The Indexed Job whose pod template the runtimes run (the ScaledJob shares it).
 pub const REFERENCE_JOB: &str = "agent-batch";
 /// Field path Kubernetes fills with the completion index.
-const COMPLETION_INDEX_FIELD: &str = "metadata.annotations['batch.kubernetes.io/job-completion-index']";
+const COMPLETION_INDEX_FIELD: &str =
+    "metadata.annotations['batch.kubernetes.io/job-completion-index']";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
-    #[error("cannot read manifests at {path}: {problem} (pass the directory holding manifests/base, or set AGENTFLEET_MANIFESTS)")]
+    #[error(
+        "cannot read manifests at {path}: {problem} (pass the directory holding manifests/base, or set AGENTFLEET_MANIFESTS)"
+    )]
     Read { path: String, problem: String },
     #[error("{path}: no Job named `{job}` with a pod template (expected manifests/base/job.yaml)")]
     NoJob { path: String, job: String },
     #[error("{job}: field `{field}` is {problem}")]
-    Field { job: String, field: String, problem: String },
-    #[error("{job}: env `{var}` refers to key `{key}` of Secret `{secret}`, which the manifests do not define (add it to manifests/base/secret.yaml)")]
-    MissingSecret { job: String, var: String, secret: String, key: String },
+    Field {
+        job: String,
+        field: String,
+        problem: String,
+    },
+    #[error(
+        "{job}: env `{var}` refers to key `{key}` of Secret `{secret}`, which the manifests do not define (add it to manifests/base/secret.yaml)"
+    )]
+    MissingSecret {
+        job: String,
+        var: String,
+        secret: String,
+        key: String,
+    },
 }
 
 /// How failed agents are restarted.
@@ -66,7 +80,11 @@ pub enum EnvSource {
     /// The Indexed Job's completion index.
     CompletionIndex,
     /// Resolved from the manifests' Secret. The value is a secret: never print it.
-    Secret { secret: String, key: String, value: String },
+    Secret {
+        secret: String,
+        key: String,
+        value: String,
+    },
 }
 
 /// The reduced pod template.
@@ -99,11 +117,18 @@ impl PodTemplate {
     /// Loads the reference template from the manifests directory (e.g. `manifests/base`).
     pub fn load(dir: &Path) -> Result<PodTemplate, TemplateError> {
         let path = dir.display().to_string();
-        let sources = agentfleet_lint::source::load(std::slice::from_ref(&path), &mut std::io::empty())
-            .map_err(|e| TemplateError::Read { path: path.clone(), problem: e.to_string() })?;
+        let sources =
+            agentfleet_lint::source::load(std::slice::from_ref(&path), &mut std::io::empty())
+                .map_err(|e| TemplateError::Read {
+                    path: path.clone(),
+                    problem: e.to_string(),
+                })?;
         let (fleet, problems) = agentfleet_lint::load_fleet(&sources, "default");
         if let Some(problem) = problems.first() {
-            return Err(TemplateError::Read { path, problem: format!("{problem:?}") });
+            return Err(TemplateError::Read {
+                path,
+                problem: format!("{problem:?}"),
+            });
         }
         PodTemplate::from_fleet(&fleet, &path)
     }
@@ -120,7 +145,10 @@ impl PodTemplate {
         let workload = fleet
             .workloads()
             .find(|w| w.controller == Controller::Job && w.object.name == REFERENCE_JOB)
-            .ok_or_else(|| TemplateError::NoJob { path: path.to_owned(), job: REFERENCE_JOB.to_owned() })?;
+            .ok_or_else(|| TemplateError::NoJob {
+                path: path.to_owned(),
+                job: REFERENCE_JOB.to_owned(),
+            })?;
         let job_name = format!("{} ({})", workload.describe(), workload.object.file);
         let field = |field: &str, problem: &str| TemplateError::Field {
             job: job_name.clone(),
@@ -132,7 +160,10 @@ impl PodTemplate {
             .containers
             .first()
             .ok_or_else(|| field("spec.template.spec.containers", "empty"))?;
-        let image = container.image.clone().ok_or_else(|| field("containers[0].image", "missing"))?;
+        let image = container
+            .image
+            .clone()
+            .ok_or_else(|| field("containers[0].image", "missing"))?;
         let secrets = secrets_of(fleet, workload.namespace);
         let env = container
             .env
@@ -144,28 +175,40 @@ impl PodTemplate {
         let limit = |name: &str| -> Result<Option<f64>, TemplateError> {
             match limits.and_then(|l| l.get(name)) {
                 None => Ok(None),
-                Some(q) => quantity::parse(&q.0)
-                    .map(Some)
-                    .ok_or_else(|| field(&format!("resources.limits.{name}"), &format!("not a quantity: `{}`", q.0))),
+                Some(q) => quantity::parse(&q.0).map(Some).ok_or_else(|| {
+                    field(
+                        &format!("resources.limits.{name}"),
+                        &format!("not a quantity: `{}`", q.0),
+                    )
+                }),
             }
         };
         let memory_limit_bytes = limit("memory")?.map(|b| b as u64);
         let cpu_limit = limit("cpu")?;
         let grace_secs = spec.termination_grace_period_seconds.unwrap_or(30);
-        let grace = Duration::from_secs(u64::try_from(grace_secs).map_err(|_| {
-            field("terminationGracePeriodSeconds", "negative")
-        })?);
+        let grace = Duration::from_secs(
+            u64::try_from(grace_secs)
+                .map_err(|_| field("terminationGracePeriodSeconds", "negative"))?,
+        );
         let job = workload.job;
         let backoff_limit = job.and_then(|j| j.backoff_limit).unwrap_or(6).max(0) as u32;
         let restart = match workload.restart_policy().0 {
             "Never" => {
-                let rules = job.and_then(|j| j.pod_failure_policy.as_ref()).map(|p| p.rules.as_slice()).unwrap_or_default();
+                let rules = job
+                    .and_then(|j| j.pod_failure_policy.as_ref())
+                    .map(|p| p.rules.as_slice())
+                    .unwrap_or_default();
                 RestartBehaviour::Never {
-                    backoff_limit_per_index: job.and_then(|j| j.backoff_limit_per_index).map(|n| n.max(0) as u32),
+                    backoff_limit_per_index: job
+                        .and_then(|j| j.backoff_limit_per_index)
+                        .map(|n| n.max(0) as u32),
                     backoff_limit,
                     disruptions_ignored: rules.iter().any(|r| {
                         r.action == "Ignore"
-                            && r.on_pod_conditions.iter().flatten().any(|c| c.type_ == "DisruptionTarget")
+                            && r.on_pod_conditions
+                                .iter()
+                                .flatten()
+                                .any(|c| c.type_ == "DisruptionTarget")
                     }),
                     fail_job_exit_codes: rules
                         .iter()
@@ -177,7 +220,12 @@ impl PodTemplate {
                 }
             }
             "OnFailure" => RestartBehaviour::OnFailure { backoff_limit },
-            other => return Err(field("restartPolicy", &format!("`{other}`, which a Job does not allow (use Never or OnFailure)"))),
+            other => {
+                return Err(field(
+                    "restartPolicy",
+                    &format!("`{other}`, which a Job does not allow (use Never or OnFailure)"),
+                ));
+            }
         };
         let run_as_user = container
             .security_context
@@ -195,12 +243,21 @@ impl PodTemplate {
         for mount in container.volume_mounts.iter().flatten() {
             let volume = spec.volumes.iter().flatten().find(|v| v.name == mount.name);
             match volume {
-                Some(v) if v.persistent_volume_claim.is_some() => checkpoint_mount = Some(mount.mount_path.clone()),
+                Some(v) if v.persistent_volume_claim.is_some() => {
+                    checkpoint_mount = Some(mount.mount_path.clone())
+                }
                 Some(v) if v.empty_dir.is_some() => {
-                    let size = v.empty_dir.as_ref().and_then(|e| e.size_limit.as_ref()).and_then(|q| quantity::parse(&q.0));
+                    let size = v
+                        .empty_dir
+                        .as_ref()
+                        .and_then(|e| e.size_limit.as_ref())
+                        .and_then(|q| quantity::parse(&q.0));
                     scratch_mounts.push((mount.mount_path.clone(), size.map(|s| s as u64)));
                 }
-                _ => unmodelled.push(format!("volumeMount `{}` at {} (volume kind not modelled)", mount.name, mount.mount_path)),
+                _ => unmodelled.push(format!(
+                    "volumeMount `{}` at {} (volume kind not modelled)",
+                    mount.name, mount.mount_path
+                )),
             }
         }
         let metrics_port = container
@@ -232,23 +289,34 @@ impl PodTemplate {
 
     /// The value of a literal env var, if the template sets one.
     pub fn literal_env(&self, name: &str) -> Option<&str> {
-        self.env.iter().find(|(n, _)| n == name).and_then(|(_, s)| match s {
-            EnvSource::Literal(v) => Some(v.as_str()),
-            _ => None,
-        })
+        self.env
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, s)| match s {
+                EnvSource::Literal(v) => Some(v.as_str()),
+                _ => None,
+            })
     }
 }
 
 fn secrets_of(fleet: &Fleet, namespace: &str) -> BTreeMap<(String, String), String> {
     let mut values = BTreeMap::new();
     let in_namespace = |o: &&Object| fleet.namespace_of(o) == Some(namespace);
-    for object in fleet.objects_of(|r| matches!(r, Resource::Secret(_))).filter(in_namespace) {
-        let Resource::Secret(secret) = &object.resource else { continue };
+    for object in fleet
+        .objects_of(|r| matches!(r, Resource::Secret(_)))
+        .filter(in_namespace)
+    {
+        let Resource::Secret(secret) = &object.resource else {
+            continue;
+        };
         for (key, value) in secret.string_data.iter().flatten() {
             values.insert((object.name.clone(), key.clone()), value.clone());
         }
         for (key, value) in secret.data.iter().flatten() {
-            values.insert((object.name.clone(), key.clone()), String::from_utf8_lossy(&value.0).into_owned());
+            values.insert(
+                (object.name.clone(), key.clone()),
+                String::from_utf8_lossy(&value.0).into_owned(),
+            );
         }
     }
     values
@@ -277,7 +345,11 @@ fn env_source(
     if let Some(secret_ref) = &from.secret_key_ref {
         let key = (secret_ref.name.clone(), secret_ref.key.clone());
         return match secrets.get(&key) {
-            Some(value) => Ok(EnvSource::Secret { secret: key.0, key: key.1, value: value.clone() }),
+            Some(value) => Ok(EnvSource::Secret {
+                secret: key.0,
+                key: key.1,
+                value: value.clone(),
+            }),
             None => Err(TemplateError::MissingSecret {
                 job: job.to_owned(),
                 var: var.name.clone(),
@@ -290,21 +362,34 @@ fn env_source(
 }
 
 /// Egress peers of every NetworkPolicy in the namespace whose pod selector matches `labels`.
-fn egress_of(fleet: &Fleet, namespace: &str, labels: &BTreeMap<String, String>) -> Option<Vec<EgressPeer>> {
+fn egress_of(
+    fleet: &Fleet,
+    namespace: &str,
+    labels: &BTreeMap<String, String>,
+) -> Option<Vec<EgressPeer>> {
     let mut selected = false;
     let mut peers: Vec<EgressPeer> = Vec::new();
     for object in fleet.objects_of(|r| matches!(r, Resource::NetworkPolicy(_))) {
         if fleet.namespace_of(object) != Some(namespace) {
             continue;
         }
-        let Resource::NetworkPolicy(policy) = &object.resource else { continue };
+        let Resource::NetworkPolicy(policy) = &object.resource else {
+            continue;
+        };
         let policy: &NetworkPolicy = policy;
         let Some(spec) = &policy.spec else { continue };
-        let selector = spec.pod_selector.as_ref().and_then(|s| s.match_labels.clone()).unwrap_or_default();
+        let selector = spec
+            .pod_selector
+            .as_ref()
+            .and_then(|s| s.match_labels.clone())
+            .unwrap_or_default();
         if !selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
             continue;
         }
-        let egress_type = spec.policy_types.as_ref().is_some_and(|t| t.iter().any(|t| t == "Egress"));
+        let egress_type = spec
+            .policy_types
+            .as_ref()
+            .is_some_and(|t| t.iter().any(|t| t == "Egress"));
         if !(egress_type || spec.egress.is_some()) {
             continue;
         }
@@ -323,12 +408,18 @@ fn egress_of(fleet: &Fleet, namespace: &str, labels: &BTreeMap<String, String>) 
                 })
                 .collect();
             for peer in rule.to.iter().flatten() {
-                let labels = peer.pod_selector.as_ref().and_then(|s| s.match_labels.as_ref());
+                let labels = peer
+                    .pod_selector
+                    .as_ref()
+                    .and_then(|s| s.match_labels.as_ref());
                 let name = labels
                     .and_then(|l| l.get("app.kubernetes.io/name").or_else(|| l.get("k8s-app")))
                     .cloned()
                     .unwrap_or_else(|| "<unnamed peer>".into());
-                peers.push(EgressPeer { name, ports: ports.clone() });
+                peers.push(EgressPeer {
+                    name,
+                    ports: ports.clone(),
+                });
             }
         }
     }
@@ -336,7 +427,11 @@ fn egress_of(fleet: &Fleet, namespace: &str, labels: &BTreeMap<String, String>) 
 }
 
 /// Template fields the reduced form does not carry, named so a runtime can warn about them.
-fn unmodelled_fields(spec: &PodSpec, container: &Container, job: Option<&k8s_openapi::api::batch::v1::JobSpec>) -> Vec<String> {
+fn unmodelled_fields(
+    spec: &PodSpec,
+    container: &Container,
+    job: Option<&k8s_openapi::api::batch::v1::JobSpec>,
+) -> Vec<String> {
     let mut fields = Vec::new();
     if container.liveness_probe.is_some() {
         fields.push("livenessProbe".to_owned());
@@ -344,8 +439,15 @@ fn unmodelled_fields(spec: &PodSpec, container: &Container, job: Option<&k8s_ope
     if container.readiness_probe.is_some() {
         fields.push("readinessProbe".to_owned());
     }
-    if let Some(requests) = container.resources.as_ref().and_then(|r| r.requests.as_ref()) {
-        let text: Vec<String> = requests.iter().map(|(k, v)| format!("{k}={}", v.0)).collect();
+    if let Some(requests) = container
+        .resources
+        .as_ref()
+        .and_then(|r| r.requests.as_ref())
+    {
+        let text: Vec<String> = requests
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.0))
+            .collect();
         fields.push(format!("resources.requests ({})", text.join(", ")));
     }
     if let Some(sc) = &container.security_context {
@@ -359,10 +461,12 @@ fn unmodelled_fields(spec: &PodSpec, container: &Container, job: Option<&k8s_ope
             fields.push("securityContext.seccompProfile".to_owned());
         }
     }
-    if let Some(psc) = &spec.security_context {
-        if psc.fs_group.is_some() {
-            fields.push("podSecurityContext.fsGroup".to_owned());
-        }
+    if spec
+        .security_context
+        .as_ref()
+        .is_some_and(|psc| psc.fs_group.is_some())
+    {
+        fields.push("podSecurityContext.fsGroup".to_owned());
     }
     if spec.service_account_name.is_some() {
         fields.push("serviceAccountName".to_owned());
@@ -416,7 +520,10 @@ mod tests {
         assert_eq!(t.run_as_user, Some(65532));
         assert!(t.read_only_root);
         assert_eq!(t.checkpoint_mount.as_deref(), Some("/checkpoints"));
-        assert_eq!(t.scratch_mounts, vec![("/tmp".to_owned(), Some(64 * 1024 * 1024))]);
+        assert_eq!(
+            t.scratch_mounts,
+            vec![("/tmp".to_owned(), Some(64 * 1024 * 1024))]
+        );
         assert_eq!(t.metrics_port, Some(8080));
         assert_eq!(
             t.restart,
@@ -427,17 +534,29 @@ mod tests {
                 fail_job_exit_codes: vec![78],
             }
         );
-        assert!(t.unmodelled.iter().any(|f| f == "livenessProbe"), "{:?}", t.unmodelled);
+        assert!(
+            t.unmodelled.iter().any(|f| f == "livenessProbe"),
+            "{:?}",
+            t.unmodelled
+        );
     }
 
     #[test]
     fn env_resolves_the_index_and_the_secret() {
         let t = reference();
-        let get = |name: &str| t.env.iter().find(|(n, _)| n == name).map(|(_, s)| s.clone());
+        let get = |name: &str| {
+            t.env
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, s)| s.clone())
+        };
         assert_eq!(get("AGENT_INDEX"), Some(EnvSource::CompletionIndex));
         match get("AGENT_QUEUE_URL") {
             Some(EnvSource::Secret { secret, key, value }) => {
-                assert_eq!((secret.as_str(), key.as_str()), ("agent-secrets", "amqp-url"));
+                assert_eq!(
+                    (secret.as_str(), key.as_str()),
+                    ("agent-secrets", "amqp-url")
+                );
                 assert!(value.starts_with("amqp://agentfleet:"));
             }
             other => panic!("AGENT_QUEUE_URL: {other:?}"),
@@ -457,7 +576,8 @@ mod tests {
     fn service_hosts_are_rewritten_to_aliases_keeping_credentials_and_path() {
         let aliases = ["rabbitmq", "gateway"];
         assert_eq!(
-            rewrite_service_host("amqp://u:p@rabbitmq.message-queue.svc:5672/%2f", &aliases).as_deref(),
+            rewrite_service_host("amqp://u:p@rabbitmq.message-queue.svc:5672/%2f", &aliases)
+                .as_deref(),
             Some("amqp://u:p@rabbitmq:5672/%2f")
         );
         assert_eq!(

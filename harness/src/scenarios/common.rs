@@ -33,12 +33,21 @@ pub enum ScenarioError {
 
 /// A task with `steps` steps and the given faults.
 pub fn task(id: &str, steps: u32, faults: TaskFaults) -> Task {
-    Task { id: id.to_owned(), model: "sim-small".into(), prompt: format!("scenario task {id}"), steps, faults }
+    Task {
+        id: id.to_owned(),
+        model: "sim-small".into(),
+        prompt: format!("scenario task {id}"),
+        steps,
+        faults,
+    }
 }
 
 /// Faults with only a per-step delay.
 pub fn slow(step_delay_ms: u64) -> TaskFaults {
-    TaskFaults { step_delay_ms: Some(step_delay_ms), ..TaskFaults::default() }
+    TaskFaults {
+        step_delay_ms: Some(step_delay_ms),
+        ..TaskFaults::default()
+    }
 }
 
 /// The ledger with its feed: publishes tasks and consumes results and dead letters.
@@ -49,13 +58,18 @@ pub struct Books {
 
 impl std::fmt::Debug for Books {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Books").field("verdict", &self.ledger.verdict()).finish()
+        f.debug_struct("Books")
+            .field("verdict", &self.ledger.verdict())
+            .finish()
     }
 }
 
 impl Books {
     pub async fn open(platform: &Platform) -> Result<Books, ScenarioError> {
-        Ok(Books { ledger: Ledger::new(), outcomes: platform.queue.outcomes().await? })
+        Ok(Books {
+            ledger: Ledger::new(),
+            outcomes: platform.queue.outcomes().await?,
+        })
     }
 
     pub async fn publish(&mut self, platform: &Platform, task: &Task) -> Result<(), ScenarioError> {
@@ -65,7 +79,10 @@ impl Books {
     }
 
     pub async fn wait_accounted(&mut self, timeout: Duration) -> Result<Verdict, ScenarioError> {
-        Ok(self.ledger.wait_accounted(&mut self.outcomes, timeout).await?)
+        Ok(self
+            .ledger
+            .wait_accounted(&mut self.outcomes, timeout)
+            .await?)
     }
 
     /// Waits `quiet` for late duplicates, then judges.
@@ -87,16 +104,46 @@ pub async fn judge_ledger(
     platform: &Platform,
 ) -> Result<Verdict, ScenarioError> {
     let verdict = books.ledger.verdict();
-    let depth = platform.queue.depth(&platform.queue.topology().task_queue).await?;
+    let depth = platform
+        .queue
+        .depth(&platform.queue.topology().task_queue)
+        .await?;
     findings.ledger = Some(LedgerSummary::from_verdict(&verdict, depth.ready));
-    findings.bounded("lost tasks", verdict.lost.len() as f64, "tasks", "= 0", verdict.lost.is_empty());
-    findings.figure("duplicate results", verdict.duplicate_results() as f64, "results");
-    findings.bounded("tasks left on the queue", f64::from(depth.ready), "messages", "= 0", depth.ready == 0);
-    findings.check(verdict.unexpected.is_empty() && verdict.undecodable.is_empty(), || {
-        format!("unexpected or undecodable outcomes: {:?} {:?}", verdict.unexpected, verdict.undecodable)
-    });
+    findings.bounded(
+        "lost tasks",
+        verdict.lost.len() as f64,
+        "tasks",
+        "= 0",
+        verdict.lost.is_empty(),
+    );
+    findings.figure(
+        "duplicate results",
+        verdict.duplicate_results() as f64,
+        "results",
+    );
+    findings.bounded(
+        "tasks left on the queue",
+        f64::from(depth.ready),
+        "messages",
+        "= 0",
+        depth.ready == 0,
+    );
+    findings.check(
+        verdict.unexpected.is_empty() && verdict.undecodable.is_empty(),
+        || {
+            format!(
+                "unexpected or undecodable outcomes: {:?} {:?}",
+                verdict.unexpected, verdict.undecodable
+            )
+        },
+    );
     for (id, _) in &verdict.duplicates {
-        let first_attempts = books.ledger.results_for(id).iter().filter(|r| r.result.attempt <= 1).count();
+        let first_attempts = books
+            .ledger
+            .results_for(id)
+            .iter()
+            .filter(|r| r.result.attempt <= 1)
+            .count();
         findings.check(first_attempts <= 1, || {
             format!("task {id} was finished {first_attempts} times on its first delivery: double work without a redelivery")
         });
@@ -105,30 +152,56 @@ pub async fn judge_ledger(
 }
 
 /// Waits until the task queue has at least `n` consumers (agents connected and ready).
-pub async fn wait_consumers(platform: &Platform, n: u32, timeout: Duration) -> Result<(), ScenarioError> {
+pub async fn wait_consumers(
+    platform: &Platform,
+    n: u32,
+    timeout: Duration,
+) -> Result<(), ScenarioError> {
     let queue = platform.queue.topology().task_queue.clone();
-    until(format!("{n} consumers on {queue}"), timeout, Duration::from_millis(200), || async {
-        match platform.queue.depth(&queue).await {
-            Ok(d) if d.consumers >= n => Probe::Ready(()),
-            Ok(d) => Probe::NotYet(format!("{} consumers", d.consumers)),
-            Err(e) => Probe::NotYet(e.to_string()),
-        }
-    })
+    until(
+        format!("{n} consumers on {queue}"),
+        timeout,
+        Duration::from_millis(200),
+        || async {
+            match platform.queue.depth(&queue).await {
+                Ok(d) if d.consumers >= n => Probe::Ready(()),
+                Ok(d) => Probe::NotYet(format!("{} consumers", d.consumers)),
+                Err(e) => Probe::NotYet(e.to_string()),
+            }
+        },
+    )
     .await?;
     Ok(())
 }
 
 /// Waits until the gateway has answered at least `n` calls for `task_id`; returns the count.
-pub async fn wait_task_calls(platform: &Platform, task_id: &str, n: usize, timeout: Duration) -> Result<usize, ScenarioError> {
-    let calls = until(format!("{n} gateway calls for {task_id}"), timeout, Duration::from_millis(100), || async {
-        match platform.gateway.requests().await {
-            Ok(log) => {
-                let count = log.iter().filter(|r| r.task_id.as_deref() == Some(task_id) && r.status == 200).count();
-                if count >= n { Probe::Ready(count) } else { Probe::NotYet(format!("{count} calls")) }
+pub async fn wait_task_calls(
+    platform: &Platform,
+    task_id: &str,
+    n: usize,
+    timeout: Duration,
+) -> Result<usize, ScenarioError> {
+    let calls = until(
+        format!("{n} gateway calls for {task_id}"),
+        timeout,
+        Duration::from_millis(100),
+        || async {
+            match platform.gateway.requests().await {
+                Ok(log) => {
+                    let count = log
+                        .iter()
+                        .filter(|r| r.task_id.as_deref() == Some(task_id) && r.status == 200)
+                        .count();
+                    if count >= n {
+                        Probe::Ready(count)
+                    } else {
+                        Probe::NotYet(format!("{count} calls"))
+                    }
+                }
+                Err(e) => Probe::NotYet(e.to_string()),
             }
-            Err(e) => Probe::NotYet(e.to_string()),
-        }
-    })
+        },
+    )
     .await?;
     Ok(calls)
 }
@@ -150,9 +223,15 @@ pub async fn wait_event<T>(
                 }
                 seen.push(event.describe().1);
             }
-            Ok(None) => return Err(ScenarioError::Step(format!("event stream ended while waiting for {what}; seen: {seen:?}"))),
+            Ok(None) => {
+                return Err(ScenarioError::Step(format!(
+                    "event stream ended while waiting for {what}; seen: {seen:?}"
+                )));
+            }
             Err(_) => {
-                return Err(ScenarioError::Step(format!("no {what} within {timeout:?}; events seen meanwhile: {seen:?}")));
+                return Err(ScenarioError::Step(format!(
+                    "no {what} within {timeout:?}; events seen meanwhile: {seen:?}"
+                )));
             }
         }
     }
@@ -164,16 +243,28 @@ pub async fn wait_exit(
     agent: &AgentRef,
     timeout: Duration,
 ) -> Result<(i64, bool), ScenarioError> {
-    wait_event(events, &format!("exit of {}", agent.name), timeout, |e| match e {
-        RuntimeEvent::Exited { agent: a, exit_code, oom_killed } if a == agent => Some((*exit_code, *oom_killed)),
-        _ => None,
-    })
+    wait_event(
+        events,
+        &format!("exit of {}", agent.name),
+        timeout,
+        |e| match e {
+            RuntimeEvent::Exited {
+                agent: a,
+                exit_code,
+                oom_killed,
+            } if a == agent => Some((*exit_code, *oom_killed)),
+            _ => None,
+        },
+    )
     .await
 }
 
 /// Unix time in milliseconds (the gateway's request log uses it).
 pub fn unix_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
 }
 
 /// Waits for the exits of all `agents` (in any order); returns their exit codes in order.
@@ -183,12 +274,21 @@ pub async fn wait_exits(
     timeout: Duration,
 ) -> Result<Vec<i64>, ScenarioError> {
     let mut codes: Vec<Option<i64>> = vec![None; agents.len()];
-    let what = format!("exits of {}", agents.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", "));
+    let what = format!(
+        "exits of {}",
+        agents
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     wait_event(events, &what, timeout, |e| {
-        if let RuntimeEvent::Exited { agent, exit_code, .. } = e {
-            if let Some(i) = agents.iter().position(|a| a == agent) {
-                codes[i] = Some(*exit_code);
-            }
+        if let RuntimeEvent::Exited {
+            agent, exit_code, ..
+        } = e
+            && let Some(i) = agents.iter().position(|a| a == agent)
+        {
+            codes[i] = Some(*exit_code);
         }
         codes.iter().all(Option::is_some).then_some(())
     })

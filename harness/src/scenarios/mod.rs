@@ -58,9 +58,13 @@ impl Findings {
 
     /// A figure checked against `bound`; `ok` is the check's result, `reason` its failure text.
     pub fn bounded(&mut self, name: &str, value: f64, unit: &str, bound: &str, ok: bool) {
-        self.figures.push(Figure::new(name, value, unit).bounded(bound));
+        self.figures
+            .push(Figure::new(name, value, unit).bounded(bound));
         if !ok {
-            self.reasons.push(format!("{name} = {} {unit} violates the bound {bound}", round(value)));
+            self.reasons.push(format!(
+                "{name} = {} {unit} violates the bound {bound}",
+                round(value)
+            ));
         }
     }
 
@@ -100,57 +104,77 @@ fn setup(id: ScenarioId) -> SessionSetup {
 
 /// Runs one scenario on `runtime` and judges it. Never panics on a fleet's misbehaviour and
 /// never returns an error: set-up problems are a Failed verdict with the reason.
-pub async fn run<R: Runtime>(id: ScenarioId, runtime: &R, opts: &ScenarioOptions) -> ScenarioOutcome {
+pub async fn run<R: Runtime>(
+    id: ScenarioId,
+    runtime: &R,
+    opts: &ScenarioOptions,
+) -> ScenarioOutcome {
     let started = Instant::now();
     let mut findings = Findings::default();
-    let outcome = |findings: Findings, verdict: Verdict, artifacts: Option<PathBuf>| ScenarioOutcome {
-        scenario: id,
-        runtime: runtime.name().to_owned(),
-        verdict,
-        duration: started.elapsed(),
-        waiting_by_design: findings.waiting_by_design,
-        figures: findings.figures,
-        warnings: findings.warnings,
-        ledger: findings.ledger,
-        timeline: findings.timeline.snapshot(),
-        artifacts,
-    };
+    let outcome =
+        |findings: Findings, verdict: Verdict, artifacts: Option<PathBuf>| ScenarioOutcome {
+            scenario: id,
+            runtime: runtime.name().to_owned(),
+            verdict,
+            duration: started.elapsed(),
+            waiting_by_design: findings.waiting_by_design,
+            figures: findings.figures,
+            warnings: findings.warnings,
+            ledger: findings.ledger,
+            timeline: findings.timeline.snapshot(),
+            artifacts,
+        };
     if let Some(missing) = runtime.capabilities().missing(required(id)) {
-        let reason = format!("runtime `{}` lacks the capability {missing:?} that {id} needs", runtime.name());
+        let reason = format!(
+            "runtime `{}` lacks the capability {missing:?} that {id} needs",
+            runtime.name()
+        );
         return outcome(findings, Verdict::Skipped { reason }, None);
     }
     findings.event("session-open", format!("{id} on {}", runtime.name()));
     let session = match runtime.open(id, &setup(id)).await {
         Ok(session) => session,
         Err(e) => {
-            let verdict = Verdict::Failed { reasons: vec![format!("could not set the scenario up: {e}")] };
+            let verdict = Verdict::Failed {
+                reasons: vec![format!("could not set the scenario up: {e}")],
+            };
             return outcome(findings, verdict, None);
         }
     };
     findings.warnings.extend(session.warnings());
     let _forwarder = EventForwarder::start(&session, &findings.timeline);
-    let sampler = findings.timeline.start_sampler(sample_source(&session, _forwarder.running.clone()), SAMPLE_EVERY);
+    let sampler = findings.timeline.start_sampler(
+        sample_source(&session, _forwarder.running.clone()),
+        SAMPLE_EVERY,
+    );
     findings.event("scenario-start", id.as_str());
     let result = match id {
         ScenarioId::Scaling => scaling::run(&session, &mut findings).await,
         ScenarioId::Oom => oom::run(&session, &mut findings).await,
         ScenarioId::EvictionResume => eviction_resume::run(&session, &mut findings).await,
-        ScenarioId::RetryStorm => retry_storm::run(&session, &mut findings, opts.retry_storm_without_backoff).await,
+        ScenarioId::RetryStorm => {
+            retry_storm::run(&session, &mut findings, opts.retry_storm_without_backoff).await
+        }
         ScenarioId::NetworkIsolation => network_isolation::run(&session, &mut findings).await,
     };
     drop(sampler);
     if let Err(e) = result {
         findings.reasons.push(e.to_string());
     }
-    findings.event("scenario-end", format!("{} failed checks", findings.reasons.len()));
+    findings.event(
+        "scenario-end",
+        format!("{} failed checks", findings.reasons.len()),
+    );
     let mut artifacts = None;
-    if !findings.reasons.is_empty() {
-        if let Some(root) = &opts.artifacts_dir {
-            let dir = root.join(format!("{id}-{}", runtime.name()));
-            match write_artifacts(&session, &findings, &dir).await {
-                Ok(()) => artifacts = Some(dir),
-                Err(e) => findings.warnings.push(format!("artifacts not written: {e}")),
-            }
+    if !findings.reasons.is_empty()
+        && let Some(root) = &opts.artifacts_dir
+    {
+        let dir = root.join(format!("{id}-{}", runtime.name()));
+        match write_artifacts(&session, &findings, &dir).await {
+            Ok(()) => artifacts = Some(dir),
+            Err(e) => findings
+                .warnings
+                .push(format!("artifacts not written: {e}")),
         }
     }
     drop(_forwarder);
@@ -160,19 +184,37 @@ pub async fn run<R: Runtime>(id: ScenarioId, runtime: &R, opts: &ScenarioOptions
     let verdict = if findings.reasons.is_empty() {
         Verdict::Passed
     } else {
-        Verdict::Failed { reasons: std::mem::take(&mut findings.reasons) }
+        Verdict::Failed {
+            reasons: std::mem::take(&mut findings.reasons),
+        }
     };
     outcome(findings, verdict, artifacts)
 }
 
-async fn write_artifacts<S: Session>(session: &S, findings: &Findings, dir: &std::path::Path) -> Result<(), RuntimeError> {
+async fn write_artifacts<S: Session>(
+    session: &S,
+    findings: &Findings,
+    dir: &std::path::Path,
+) -> Result<(), RuntimeError> {
+    // The directory belongs to this scenario and runtime: an earlier run's files would mix in.
+    if tokio::fs::try_exists(dir).await.unwrap_or(false) {
+        tokio::fs::remove_dir_all(dir)
+            .await
+            .map_err(|e| RuntimeError::Other(format!("clearing {}: {e}", dir.display())))?;
+    }
     session.collect_artifacts(dir).await?;
     let io = |e: std::io::Error| RuntimeError::Other(format!("writing to {}: {e}", dir.display()));
     let ledger = serde_json::to_string_pretty(&findings.ledger).unwrap_or_default();
-    tokio::fs::write(dir.join("ledger.json"), ledger).await.map_err(io)?;
+    tokio::fs::write(dir.join("ledger.json"), ledger)
+        .await
+        .map_err(io)?;
     let timeline = serde_json::to_string_pretty(&findings.timeline.snapshot()).unwrap_or_default();
-    tokio::fs::write(dir.join("timeline.json"), timeline).await.map_err(io)?;
-    tokio::fs::write(dir.join("reasons.txt"), findings.reasons.join("\n")).await.map_err(io)?;
+    tokio::fs::write(dir.join("timeline.json"), timeline)
+        .await
+        .map_err(io)?;
+    tokio::fs::write(dir.join("reasons.txt"), findings.reasons.join("\n"))
+        .await
+        .map_err(io)?;
     Ok(())
 }
 
@@ -220,13 +262,22 @@ fn sample_source<S: Session>(session: &S, running: Arc<AtomicI64>) -> SampleSour
     let queue = platform.queue.topology().task_queue.clone();
     let gateway = platform.gateway.clone();
     Arc::new(move || {
-        let (management, queue, gateway, running) = (management.clone(), queue.clone(), gateway.clone(), running.clone());
+        let (management, queue, gateway, running) = (
+            management.clone(),
+            queue.clone(),
+            gateway.clone(),
+            running.clone(),
+        );
         Box::pin(async move {
             let stats = match &management {
                 Some(m) => m.queue_stats(&queue).await.ok(),
                 None => None,
             };
-            let requests = gateway.metrics().await.ok().map(|m| m.value_or_zero("gateway_requests_total", &[]) as u64);
+            let requests = gateway
+                .metrics()
+                .await
+                .ok()
+                .map(|m| m.value_or_zero("gateway_requests_total", &[]) as u64);
             Reading {
                 queue_ready: stats.map(|s| s.ready as u32),
                 queue_unacked: stats.map(|s| s.unacked as u32),

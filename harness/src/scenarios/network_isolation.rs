@@ -20,7 +20,9 @@ const TASKS: u32 = 4;
 pub async fn run<S: Session>(session: &S, findings: &mut Findings) -> Result<(), ScenarioError> {
     let platform = session.platform();
     if platform.unreachable.is_empty() {
-        findings.reasons.push("the session provides no canary or outside address to probe".into());
+        findings
+            .reasons
+            .push("the session provides no canary or outside address to probe".into());
     }
     for target in &platform.unreachable {
         let control = session.probe_control(target).await?;
@@ -34,34 +36,77 @@ pub async fn run<S: Session>(session: &S, findings: &mut Findings) -> Result<(),
     let mut reached_allowed = 0;
     for target in &platform.reachable {
         let probe = session.probe(target).await?;
-        findings.event("probe", format!("{} {}:{} -> {}", target.role, target.host, target.port, probe.detail));
+        findings.event(
+            "probe",
+            format!(
+                "{} {}:{} -> {}",
+                target.role, target.host, target.port, probe.detail
+            ),
+        );
         findings.check(probe.connected, || {
-            format!("the agents cannot reach the {} at {}:{}: {}", target.role, target.host, target.port, probe.detail)
+            format!(
+                "the agents cannot reach the {} at {}:{}: {}",
+                target.role, target.host, target.port, probe.detail
+            )
         });
         reached_allowed += usize::from(probe.connected);
     }
     let mut reached_forbidden = 0;
     for target in &platform.unreachable {
         let probe = session.probe(target).await?;
-        findings.event("probe", format!("{} {}:{} -> {}", target.role, target.host, target.port, probe.detail));
+        findings.event(
+            "probe",
+            format!(
+                "{} {}:{} -> {}",
+                target.role, target.host, target.port, probe.detail
+            ),
+        );
         findings.check(!probe.connected, || {
-            format!("the agents reach the {} at {}:{}, which no policy allows", target.role, target.host, target.port)
+            format!(
+                "the agents reach the {} at {}:{}, which no policy allows",
+                target.role, target.host, target.port
+            )
         });
         reached_forbidden += usize::from(probe.connected);
     }
-    findings.bounded("allowed peers reachable", reached_allowed as f64, "targets", &format!("= {}", platform.reachable.len()), reached_allowed == platform.reachable.len());
-    findings.bounded("forbidden targets reachable", reached_forbidden as f64, "targets", "= 0", reached_forbidden == 0);
+    findings.bounded(
+        "allowed peers reachable",
+        reached_allowed as f64,
+        "targets",
+        &format!("= {}", platform.reachable.len()),
+        reached_allowed == platform.reachable.len(),
+    );
+    findings.bounded(
+        "forbidden targets reachable",
+        reached_forbidden as f64,
+        "targets",
+        "= 0",
+        reached_forbidden == 0,
+    );
 
     // The isolated fleet still works.
     let mut books = Books::open(platform).await?;
-    session.start_agents(&AgentSet::new("isolated", 0..AGENTS)).await?;
+    session
+        .start_agents(&AgentSet::new("isolated", 0..AGENTS))
+        .await?;
     wait_consumers(platform, AGENTS, Duration::from_secs(60)).await?;
     for n in 0..TASKS {
-        books.publish(platform, &task(&format!("isolated-{n}"), 3, TaskFaults::default())).await?;
+        books
+            .publish(
+                platform,
+                &task(&format!("isolated-{n}"), 3, TaskFaults::default()),
+            )
+            .await?;
     }
     books.wait_accounted(Duration::from_secs(60)).await?;
     books.settle(SETTLE).await?;
     let verdict = judge_ledger(findings, &books, platform).await?;
-    findings.bounded("tasks completed by the isolated fleet", verdict.completed as f64, "tasks", &format!("= {TASKS}"), verdict.completed == TASKS as usize);
+    findings.bounded(
+        "tasks completed by the isolated fleet",
+        verdict.completed as f64,
+        "tasks",
+        &format!("= {TASKS}"),
+        verdict.completed == TASKS as usize,
+    );
     Ok(())
 }

@@ -28,7 +28,9 @@ use agentfleet_protocol::env;
 use agentfleet_protocol::gateway::{FaultProfile, Latency};
 
 use super::Findings;
-use super::common::{Books, SETTLE, ScenarioError, judge_ledger, slow, task, unix_ms, wait_consumers};
+use super::common::{
+    Books, SETTLE, ScenarioError, judge_ledger, slow, task, unix_ms, wait_consumers,
+};
 use crate::runtime::{AgentSet, RuntimeEvent, Session};
 use crate::services::prometheus::PrometheusApi;
 use crate::wait::{Probe, until};
@@ -47,14 +49,24 @@ const LATENCY_MS: u64 = 50;
 /// capped backoff and the remaining work (at most all of it, ~5 s), with margin.
 const RECOVERY_BOUND: Duration = Duration::from_secs(20);
 
-pub async fn run<S: Session>(session: &S, findings: &mut Findings, without_backoff: bool) -> Result<(), ScenarioError> {
+pub async fn run<S: Session>(
+    session: &S,
+    findings: &mut Findings,
+    without_backoff: bool,
+) -> Result<(), ScenarioError> {
     let platform = session.platform();
     let prometheus = PrometheusApi::new(
-        platform.prometheus.clone().ok_or_else(|| ScenarioError::Step("the session runs no Prometheus".into()))?,
+        platform
+            .prometheus
+            .clone()
+            .ok_or_else(|| ScenarioError::Step("the session runs no Prometheus".into()))?,
     );
     platform
         .gateway
-        .set_faults(&FaultProfile { latency: Latency::Fixed { ms: LATENCY_MS }, ..FaultProfile::default() })
+        .set_faults(&FaultProfile {
+            latency: Latency::Fixed { ms: LATENCY_MS },
+            ..FaultProfile::default()
+        })
         .await?;
     let mut set = AgentSet::new("storm", 0..AGENTS)
         .env(env::BACKOFF_BASE_MS, BACKOFF_BASE_MS)
@@ -67,28 +79,46 @@ pub async fn run<S: Session>(session: &S, findings: &mut Findings, without_backo
         .env(env::RETRY_BUDGET_RATIO, 1000)
         .env(env::RETRY_BUDGET_MIN_PER_SEC, 100_000);
     if without_backoff {
-        findings.warnings.push("backoff disabled and breaker threshold out of reach: this run must violate the bound".into());
-        set = set.env(env::BACKOFF_ENABLED, "false").env(env::BREAKER_FAILURES, 1_000_000_000);
+        findings.warnings.push(
+            "backoff disabled and breaker threshold out of reach: this run must violate the bound"
+                .into(),
+        );
+        set = set
+            .env(env::BACKOFF_ENABLED, "false")
+            .env(env::BREAKER_FAILURES, 1_000_000_000);
     } else {
-        set = set.env(env::BACKOFF_ENABLED, "true").env(env::BREAKER_FAILURES, BREAKER_FAILURES);
+        set = set
+            .env(env::BACKOFF_ENABLED, "true")
+            .env(env::BREAKER_FAILURES, BREAKER_FAILURES);
     }
     let mut books = Books::open(platform).await?;
     session.start_agents(&set).await?;
     wait_consumers(platform, AGENTS, Duration::from_secs(120)).await?;
-    let tasks: Vec<_> = (0..AGENTS).map(|n| task(&format!("storm-{n:02}"), STEPS, slow(STEP_DELAY_MS))).collect();
+    let tasks: Vec<_> = (0..AGENTS)
+        .map(|n| task(&format!("storm-{n:02}"), STEPS, slow(STEP_DELAY_MS)))
+        .collect();
     for t in &tasks {
         books.publish(platform, t).await?;
     }
     // Every agent busy (has had a call answered) before the outage starts.
-    until(format!("all {AGENTS} agents calling the gateway"), Duration::from_secs(30), Duration::from_millis(100), || async {
-        match platform.gateway.requests().await {
-            Ok(log) => {
-                let calling: BTreeSet<u32> = log.iter().filter_map(|r| r.agent_index).collect();
-                if calling.len() as u32 >= AGENTS { Probe::Ready(()) } else { Probe::NotYet(format!("{} agents calling", calling.len())) }
+    until(
+        format!("all {AGENTS} agents calling the gateway"),
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || async {
+            match platform.gateway.requests().await {
+                Ok(log) => {
+                    let calling: BTreeSet<u32> = log.iter().filter_map(|r| r.agent_index).collect();
+                    if calling.len() as u32 >= AGENTS {
+                        Probe::Ready(())
+                    } else {
+                        Probe::NotYet(format!("{} agents calling", calling.len()))
+                    }
+                }
+                Err(e) => Probe::NotYet(e.to_string()),
             }
-            Err(e) => Probe::NotYet(e.to_string()),
-        }
-    })
+        },
+    )
     .await?;
 
     let outage_start = unix_ms();
@@ -96,7 +126,9 @@ pub async fn run<S: Session>(session: &S, findings: &mut Findings, without_backo
     findings.event("outage-start", format!("503 for {} s", OUTAGE.as_secs()));
     findings.waiting_by_design += OUTAGE;
     let outage_end = outage_start + OUTAGE.as_millis() as u64;
-    books.wait_accounted(OUTAGE + RECOVERY_BOUND + Duration::from_secs(40)).await?;
+    books
+        .wait_accounted(OUTAGE + RECOVERY_BOUND + Duration::from_secs(40))
+        .await?;
     findings.event("all-accounted", "");
     books.settle(SETTLE).await?;
     judge_ledger(findings, &books, platform).await?;
@@ -104,26 +136,49 @@ pub async fn run<S: Session>(session: &S, findings: &mut Findings, without_backo
     // The rate in the outage's second half, from the gateway's log.
     let log = platform.gateway.requests_since(outage_start).await?;
     let half_start = outage_start + OUTAGE.as_millis() as u64 / 2;
-    let in_half: Vec<_> = log.iter().filter(|r| r.at_ms >= half_start && r.at_ms < outage_end).collect();
+    let in_half: Vec<_> = log
+        .iter()
+        .filter(|r| r.at_ms >= half_start && r.at_ms < outage_end)
+        .collect();
     let failed_latencies: Vec<u64> = {
-        let mut l: Vec<u64> = log.iter().filter(|r| r.status == 503 && r.at_ms < outage_end).map(|r| r.latency_ms).collect();
+        let mut l: Vec<u64> = log
+            .iter()
+            .filter(|r| r.status == 503 && r.at_ms < outage_end)
+            .map(|r| r.latency_ms)
+            .collect();
         l.sort_unstable();
         l
     };
-    let t_req = failed_latencies.get(failed_latencies.len() / 2).copied().unwrap_or(0) as f64 / 1000.0;
+    let t_req = failed_latencies
+        .get(failed_latencies.len() / 2)
+        .copied()
+        .unwrap_or(0) as f64
+        / 1000.0;
     let half_secs = OUTAGE.as_secs_f64() / 2.0;
     let rate = in_half.len() as f64 / half_secs;
     let n = f64::from(AGENTS);
     let cap = BACKOFF_CAP_MS as f64 / 1000.0;
     let bound = n / (cap / 2.0 + t_req);
-    let dropped = platform.gateway.metrics().await.map(|m| m.value_or_zero("gateway_request_log_dropped_total", &[])).unwrap_or(0.0);
+    let dropped = platform
+        .gateway
+        .metrics()
+        .await
+        .map(|m| m.value_or_zero("gateway_request_log_dropped_total", &[]))
+        .unwrap_or(0.0);
     findings.figure("median request time during the outage (T_req)", t_req, "s");
-    findings.figure("breaker-limited estimate N/O_open", n / (BREAKER_OPEN_MS as f64 / 1000.0), "req/s");
+    findings.figure(
+        "breaker-limited estimate N/O_open",
+        n / (BREAKER_OPEN_MS as f64 / 1000.0),
+        "req/s",
+    );
     findings.bounded(
         "fleet request rate in the outage's second half",
         rate,
         "req/s",
-        &format!("<= N/(C/2+T_req) = {AGENTS}/({:.1}+{t_req:.3}) = {bound:.2}", cap / 2.0),
+        &format!(
+            "<= N/(C/2+T_req) = {AGENTS}/({:.1}+{t_req:.3}) = {bound:.2}",
+            cap / 2.0
+        ),
         rate <= bound,
     );
     if dropped > 0.0 {
@@ -131,34 +186,73 @@ pub async fn run<S: Session>(session: &S, findings: &mut Findings, without_backo
     }
 
     // Every breaker opened (per agent, from Prometheus).
-    let opened = until("agent_breaker_opened_total >= 1 on every agent", Duration::from_secs(10), Duration::from_millis(500), || async {
-        match prometheus.query(r#"max by (agent_index) (agent_breaker_opened_total{fleet="storm"})"#).await {
-            Ok(series) => {
-                let open = series.iter().filter(|s| s.value >= 1.0).count();
-                if open as u32 >= AGENTS { Probe::Ready(open) } else { Probe::NotYet(format!("{open} agents")) }
+    const OPENED: &str = r#"max by (agent_index) (agent_breaker_opened_total{fleet="storm"})"#;
+    let count_open = |series: &[crate::services::prometheus::Series]| {
+        series.iter().filter(|s| s.value >= 1.0).count()
+    };
+    let opened = until(
+        "agent_breaker_opened_total >= 1 on every agent",
+        Duration::from_secs(10),
+        Duration::from_millis(500),
+        || async {
+            match prometheus.query(OPENED).await {
+                Ok(series) => {
+                    let open = count_open(&series);
+                    if open as u32 >= AGENTS {
+                        Probe::Ready(open)
+                    } else {
+                        Probe::NotYet(format!("{open} agents"))
+                    }
+                }
+                Err(e) => Probe::NotYet(e.to_string()),
             }
-            Err(e) => Probe::NotYet(e.to_string()),
-        }
-    })
+        },
+    )
     .await;
     let opened = match opened {
         Ok(n) => n,
-        Err(timeout) => timeout.last_seen.split(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0),
+        // Not all within the wait: count what Prometheus has now, for the figure.
+        Err(_timeout) => count_open(&prometheus.query(OPENED).await?),
     };
-    findings.bounded("agents whose breaker opened", opened as f64, "agents", &format!("= {AGENTS}"), opened as u32 == AGENTS);
+    findings.bounded(
+        "agents whose breaker opened",
+        opened as f64,
+        "agents",
+        &format!("= {AGENTS}"),
+        opened as u32 == AGENTS,
+    );
 
     // No agent restarted or was replaced.
     let disruptions = session
         .event_history()
         .iter()
-        .filter(|e| matches!(e, RuntimeEvent::Exited { .. } | RuntimeEvent::Restarted { .. } | RuntimeEvent::Replaced { .. }))
+        .filter(|e| {
+            matches!(
+                e,
+                RuntimeEvent::Exited { .. }
+                    | RuntimeEvent::Restarted { .. }
+                    | RuntimeEvent::Replaced { .. }
+            )
+        })
         .count();
-    findings.bounded("agent exits and restarts", disruptions as f64, "events", "= 0", disruptions == 0);
+    findings.bounded(
+        "agent exits and restarts",
+        disruptions as f64,
+        "events",
+        "= 0",
+        disruptions == 0,
+    );
 
     // Recovery: the last task finished within the bound after the outage.
     let last_finish = tasks
         .iter()
-        .flat_map(|t| books.ledger.results_for(&t.id).iter().map(|r| r.result.finished_at_ms))
+        .flat_map(|t| {
+            books
+                .ledger
+                .results_for(&t.id)
+                .iter()
+                .map(|r| r.result.finished_at_ms)
+        })
         .max()
         .unwrap_or(outage_end);
     let recovery = last_finish.saturating_sub(outage_end) as f64 / 1000.0;

@@ -13,7 +13,7 @@ use bollard::models::ExecConfig;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use super::{ServiceError, START_LOG_LINES, http_client};
+use super::{START_LOG_LINES, ServiceError, http_client};
 use crate::Scope;
 use crate::docker::{Container, ContainerSpec, DockerError};
 use crate::wait::{Probe, until};
@@ -60,7 +60,10 @@ struct TargetGroup<'a> {
 pub fn targets_json(targets: &[Target]) -> String {
     let groups: Vec<TargetGroup<'_>> = targets
         .iter()
-        .map(|t| TargetGroup { targets: [t.address.as_str()], labels: &t.labels })
+        .map(|t| TargetGroup {
+            targets: [t.address.as_str()],
+            labels: &t.labels,
+        })
         .collect();
     serde_json::to_string(&groups).expect("target groups always serialize")
 }
@@ -75,7 +78,11 @@ pub struct Prometheus {
 impl Prometheus {
     /// Starts Prometheus on the agents' network (to scrape them) and the edge network (for the
     /// host-side API) and waits until it is ready.
-    pub async fn start(scope: &Scope, image: &str, timeout: Duration) -> Result<Prometheus, ServiceError> {
+    pub async fn start(
+        scope: &Scope,
+        image: &str,
+        timeout: Duration,
+    ) -> Result<Prometheus, ServiceError> {
         scope.engine().require_image(image).await?;
         let spec = ContainerSpec::new("prometheus", image)
             .entrypoint(["sh", "-c", ENTRYPOINT])
@@ -92,17 +99,28 @@ impl Prometheus {
             api: PrometheusApi::new(format!("http://127.0.0.1:{port}")),
             container,
         };
-        let ready = until("Prometheus /-/ready", timeout, Duration::from_millis(250), || async {
-            match prometheus.container.status().await {
-                Ok(status) if status.has_exited() => return Probe::Ready(Err(status)),
-                _ => {}
-            }
-            match prometheus.api.http.get(format!("{}/-/ready", prometheus.api.base)).send().await {
-                Ok(r) if r.status().is_success() => Probe::Ready(Ok(())),
-                Ok(r) => Probe::NotYet(format!("HTTP {}", r.status())),
-                Err(e) => Probe::NotYet(e.to_string()),
-            }
-        })
+        let ready = until(
+            "Prometheus /-/ready",
+            timeout,
+            Duration::from_millis(250),
+            || async {
+                match prometheus.container.status().await {
+                    Ok(status) if status.has_exited() => return Probe::Ready(Err(status)),
+                    _ => {}
+                }
+                match prometheus
+                    .api
+                    .http
+                    .get(format!("{}/-/ready", prometheus.api.base))
+                    .send()
+                    .await
+                {
+                    Ok(r) if r.status().is_success() => Probe::Ready(Ok(())),
+                    Ok(r) => Probe::NotYet(format!("HTTP {}", r.status())),
+                    Err(e) => Probe::NotYet(e.to_string()),
+                }
+            },
+        )
         .await;
         match ready {
             Ok(Ok(())) => Ok(prometheus),
@@ -149,7 +167,9 @@ impl Prometheus {
             .await
             .map_err(DockerError::api("create exec in", name))?;
         let mut output = String::new();
-        if let StartExecResults::Attached { output: mut stream, .. } = docker
+        if let StartExecResults::Attached {
+            output: mut stream, ..
+        } = docker
             .start_exec(&exec.id, None)
             .await
             .map_err(DockerError::api("start exec in", name))?
@@ -159,7 +179,10 @@ impl Prometheus {
                 output.push_str(&chunk.to_string());
             }
         }
-        let inspect = docker.inspect_exec(&exec.id).await.map_err(DockerError::api("inspect exec in", name))?;
+        let inspect = docker
+            .inspect_exec(&exec.id)
+            .await
+            .map_err(DockerError::api("inspect exec in", name))?;
         match inspect.exit_code {
             Some(0) => Ok(()),
             code => Err(DockerError::HelperFailed {
@@ -209,7 +232,10 @@ pub struct PrometheusApi {
 
 impl PrometheusApi {
     pub fn new(base: impl Into<String>) -> PrometheusApi {
-        PrometheusApi { base: base.into(), http: http_client() }
+        PrometheusApi {
+            base: base.into(),
+            http: http_client(),
+        }
     }
 
     pub fn base_url(&self) -> &str {
@@ -219,7 +245,12 @@ impl PrometheusApi {
     /// Runs an instant query that must return a vector.
     pub async fn query(&self, promql: &str) -> Result<Vec<Series>, ServiceError> {
         let url = format!("{}/api/v1/query", self.base);
-        let http_error = |source| ServiceError::Http { service: "Prometheus", method: "GET", url: url.clone(), source };
+        let http_error = |source| ServiceError::Http {
+            service: "Prometheus",
+            method: "GET",
+            url: url.clone(),
+            source,
+        };
         let response = self
             .http
             .get(format!("{url}?query={}", query_encode(promql)))
@@ -235,21 +266,30 @@ impl PrometheusApi {
             status,
             body: problem,
         };
-        let answer: QueryAnswer = serde_json::from_str(&body).map_err(|e| bad(format!("{e}: {body}")))?;
+        let answer: QueryAnswer =
+            serde_json::from_str(&body).map_err(|e| bad(format!("{e}: {body}")))?;
         if answer.status != "success" {
             return Err(bad(answer.error.unwrap_or(body)));
         }
-        let data = answer.data.ok_or_else(|| bad("no data in a successful answer".into()))?;
+        let data = answer
+            .data
+            .ok_or_else(|| bad("no data in a successful answer".into()))?;
         if data.result_type != "vector" {
             return Err(bad(format!("expected a vector, got {}", data.result_type)));
         }
-        data.result
-            .into_iter()
-            .map(|item| {
-                let value = item.value.1.parse::<f64>().map_err(|e| bad(format!("value `{}`: {e}", item.value.1)))?;
-                Ok(Series { labels: item.metric, value })
-            })
-            .collect()
+        let mut series = Vec::with_capacity(data.result.len());
+        for item in data.result {
+            let value = item
+                .value
+                .1
+                .parse::<f64>()
+                .map_err(|e| bad(format!("value `{}`: {e}", item.value.1)))?;
+            series.push(Series {
+                labels: item.metric,
+                value,
+            });
+        }
+        Ok(series)
     }
 
     /// The single value of a query like `sum(...)`; 0 when the vector is empty.
@@ -262,7 +302,9 @@ impl PrometheusApi {
 fn query_encode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -278,18 +320,27 @@ mod tests {
             address: "agent-0:8080".into(),
             labels: BTreeMap::from([("fleet".to_owned(), "four".to_owned())]),
         }];
-        assert_eq!(targets_json(&targets), r#"[{"targets":["agent-0:8080"],"labels":{"fleet":"four"}}]"#);
+        assert_eq!(
+            targets_json(&targets),
+            r#"[{"targets":["agent-0:8080"],"labels":{"fleet":"four"}}]"#
+        );
         assert_eq!(targets_json(&[]), "[]");
     }
 
     #[test]
     fn promql_is_query_encoded() {
-        assert_eq!(query_encode(r#"sum(a{b="c"})"#), "sum%28a%7Bb%3D%22c%22%7D%29");
+        assert_eq!(
+            query_encode(r#"sum(a{b="c"})"#),
+            "sum%28a%7Bb%3D%22c%22%7D%29"
+        );
     }
 
     #[test]
     fn config_scrapes_the_file_every_second() {
         let c = config();
-        assert!(c.contains("scrape_interval: 1000ms") && c.contains("file_sd_configs"), "{c}");
+        assert!(
+            c.contains("scrape_interval: 1000ms") && c.contains("file_sd_configs"),
+            "{c}"
+        );
     }
 }

@@ -163,10 +163,17 @@ impl Management {
     /// as it is instead of swapping in the harness' own credentials.
     pub async fn add_user(&self, user: &str, password: &str) -> Result<(), ServiceError> {
         let user_path = format!("/api/users/{}", percent_encode(user));
-        self.put(&user_path, &serde_json::json!({ "password": password, "tags": "" })).await?;
+        self.put(
+            &user_path,
+            &serde_json::json!({ "password": password, "tags": "" }),
+        )
+        .await?;
         let permissions = format!("/api/permissions/%2F/{}", percent_encode(user));
-        self.put(&permissions, &serde_json::json!({ "configure": ".*", "write": ".*", "read": ".*" }))
-            .await
+        self.put(
+            &permissions,
+            &serde_json::json!({ "configure": ".*", "write": ".*", "read": ".*" }),
+        )
+        .await
     }
 
     async fn put(&self, path: &str, body: &serde_json::Value) -> Result<(), ServiceError> {
@@ -178,11 +185,22 @@ impl Management {
             .json(body)
             .send()
             .await
-            .map_err(|source| ServiceError::Http { service: "RabbitMQ management", method: "PUT", url: url.clone(), source })?;
+            .map_err(|source| ServiceError::Http {
+                service: "RabbitMQ management",
+                method: "PUT",
+                url: url.clone(),
+                source,
+            })?;
         let status = response.status();
         if !status.is_success() {
             let body = response.text().await.unwrap_or_default();
-            return Err(ServiceError::Status { service: "RabbitMQ management", method: "PUT", url, status: status.as_u16(), body });
+            return Err(ServiceError::Status {
+                service: "RabbitMQ management",
+                method: "PUT",
+                url,
+                status: status.as_u16(),
+                body,
+            });
         }
         Ok(())
     }
@@ -221,7 +239,9 @@ impl Management {
 fn percent_encode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

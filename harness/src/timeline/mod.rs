@@ -72,7 +72,10 @@ impl Default for TimelineRecorder {
 
 impl TimelineRecorder {
     pub fn new() -> TimelineRecorder {
-        TimelineRecorder { started: Instant::now(), inner: Arc::default() }
+        TimelineRecorder {
+            started: Instant::now(),
+            inner: Arc::default(),
+        }
     }
 
     /// Milliseconds since the recorder was created.
@@ -81,7 +84,11 @@ impl TimelineRecorder {
     }
 
     pub fn event(&self, kind: impl Into<String>, detail: impl Into<String>) {
-        let event = TimelineEvent { t_ms: self.now_ms(), kind: kind.into(), detail: detail.into() };
+        let event = TimelineEvent {
+            t_ms: self.now_ms(),
+            kind: kind.into(),
+            detail: detail.into(),
+        };
         self.lock().events.push(event);
     }
 
@@ -98,7 +105,9 @@ impl TimelineRecorder {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Timeline> {
         // A panic while holding this lock cannot leave a half-written Vec push behind.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Starts sampling `source` every `every` until the returned [`Sampler`] is stopped or dropped.
@@ -182,9 +191,19 @@ mod tests {
         let timeline = recorder.snapshot();
         assert!(timeline.samples.len() >= 3, "{timeline:?}");
         assert_eq!(timeline.samples[0].gateway_rps, 0.0);
-        assert!((timeline.samples[2].gateway_rps - 20.0).abs() < 0.01, "{timeline:?}");
-        assert!(timeline.samples.iter().all(|s| s.queue_ready == 7), "{timeline:?}");
+        assert!(
+            (timeline.samples[2].gateway_rps - 20.0).abs() < 0.01,
+            "{timeline:?}"
+        );
+        assert!(
+            timeline.samples.iter().all(|s| s.queue_ready == 7),
+            "{timeline:?}"
+        );
         assert_eq!(timeline.events[0].kind, "outage-start");
-        assert!(serde_json::to_string(&timeline).unwrap().contains("\"gateway_rps\""));
+        assert!(
+            serde_json::to_string(&timeline)
+                .unwrap()
+                .contains("\"gateway_rps\"")
+        );
     }
 }

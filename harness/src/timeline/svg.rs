@@ -18,6 +18,9 @@ const LEFT: f64 = 70.0;
 const RIGHT: f64 = 80.0;
 const TOP: f64 = 90.0;
 const BOTTOM: f64 = 60.0;
+/// Rows of event labels at the top of the plot, and the width of one label character.
+const LABEL_ROWS: usize = 5;
+const LABEL_CHAR_WIDTH: f64 = 5.6;
 
 /// A plotted series: its legend label, colour, axis and how to read it from a sample.
 struct Series {
@@ -69,7 +72,8 @@ pub fn render(title: &str, timeline: &Timeline) -> String {
         .iter()
         .flat_map(|s| [f64::from(s.queue_ready), f64::from(s.agents_running)])
         .fold(0.0, f64::max);
-    let left_axis = Axis::new(left_max);
+    // Queue depth and agents are counts: no fractional ticks.
+    let left_axis = Axis::counts(left_max);
     let right_axis = Axis::new(
         timeline
             .samples
@@ -141,19 +145,28 @@ pub fn render(title: &str, timeline: &Timeline) -> String {
         y(v, &right_axis)
     });
 
-    // Event markers, under the series.
+    // Event markers, under the series. Labels go into the first of a few rows where they do
+    // not overlap the previous label; an event with no room keeps its marker and its tooltip.
     let _ = writeln!(svg, r#"<g class="events" font-size="10">"#);
-    for (i, event) in timeline.events.iter().enumerate() {
+    let mut row_ends = [f64::NEG_INFINITY; LABEL_ROWS];
+    for event in &timeline.events {
         let ex = x(event.t_ms as f64 / 1000.0);
-        // Labels alternate between two heights so neighbouring events stay readable.
-        let ly = TOP + 12.0 + (i % 3) as f64 * 12.0;
+        let kind = escape(&event.kind);
+        let width = event.kind.chars().count() as f64 * LABEL_CHAR_WIDTH;
+        let label = row_ends.iter().position(|end| ex + 3.0 > *end).map(|row| {
+            row_ends[row] = ex + 3.0 + width + 4.0;
+            let ly = TOP + 12.0 + row as f64 * 12.0;
+            format!(
+                r##"<text x="{:.1}" y="{ly:.1}" fill="#555555">{kind}</text>"##,
+                ex + 3.0
+            )
+        });
         let _ = writeln!(
             svg,
-            r##"<g class="event"><title>{t:.1} s: {kind}: {detail}</title><line x1="{ex:.1}" y1="{TOP}" x2="{ex:.1}" y2="{}" stroke="#888888" stroke-dasharray="4 3"/><text x="{:.1}" y="{ly:.1}" fill="#555555">{kind}</text></g>"##,
+            r##"<g class="event"><title>{t:.1} s: {kind}: {detail}</title><line x1="{ex:.1}" y1="{TOP}" x2="{ex:.1}" y2="{}" stroke="#888888" stroke-dasharray="4 3"/>{}</g>"##,
             TOP + plot_h,
-            ex + 3.0,
+            label.unwrap_or_default(),
             t = event.t_ms as f64 / 1000.0,
-            kind = escape(&event.kind),
             detail = escape(&event.detail),
         );
     }
@@ -271,6 +284,19 @@ impl Axis {
         }
     }
 
+    /// Like [`Axis::new`] with a step of at least 1.
+    fn counts(data_max: f64) -> Axis {
+        let axis = Axis::new(data_max.max(1.0));
+        if axis.step >= 1.0 {
+            axis
+        } else {
+            Axis {
+                max: axis.max.ceil(),
+                step: 1.0,
+            }
+        }
+    }
+
     fn ticks(&self) -> Vec<f64> {
         let n = (self.max / self.step).round() as usize;
         (0..=n).map(|i| i as f64 * self.step).collect()
@@ -350,6 +376,32 @@ mod tests {
     }
 
     #[test]
+    fn crowded_event_labels_use_rows_and_never_overlap() {
+        let mut t = timeline();
+        t.events = (0..12)
+            .map(|i| TimelineEvent {
+                t_ms: 8_000 + i * 50,
+                kind: "agent-replaced".into(),
+                detail: format!("agent-{i}"),
+            })
+            .collect();
+        let svg = render("eviction-resume", &t);
+        assert_well_formed(&svg);
+        assert_eq!(
+            svg.matches(r#"class="event""#).count(),
+            12,
+            "a marker per event"
+        );
+        let labels = svg
+            .matches(r##"fill="#555555">agent-replaced</text>"##)
+            .count();
+        assert_eq!(
+            labels, LABEL_ROWS,
+            "one label per row, the rest only as tooltips"
+        );
+    }
+
+    #[test]
     fn empty_timeline_still_renders_axes() {
         let svg = render("oom", &Timeline::default());
         assert_well_formed(&svg);
@@ -388,6 +440,27 @@ mod tests {
             }
         );
         assert_eq!(Axis::new(20.0).ticks(), vec![0.0, 5.0, 10.0, 15.0, 20.0]);
+        assert_eq!(
+            Axis::counts(0.0),
+            Axis {
+                max: 1.0,
+                step: 1.0
+            }
+        );
+        assert_eq!(
+            Axis::counts(3.0),
+            Axis {
+                max: 3.0,
+                step: 1.0
+            }
+        );
+        assert_eq!(
+            Axis::counts(40.0),
+            Axis {
+                max: 40.0,
+                step: 10.0
+            }
+        );
         assert_eq!(label(0.6000000000000001), "0.6");
         assert_eq!(label(15.0), "15");
     }

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
+use agentfleet::Scope;
 use agentfleet::docker::{ContainerSpec, Engine};
 use agentfleet::images::Images;
 use agentfleet::scope::teardown_on_ctrl_c;
-use agentfleet::Scope;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -22,6 +22,8 @@ async fn main() -> anyhow::Result<()> {
     scope.run(spec).await?;
     println!("READY {}", scope.id());
     // Waits for the interrupt: the handler exits the process; the timeout only bounds a hang.
-    tokio::time::timeout(Duration::from_secs(120), interrupted).await.ok();
+    tokio::time::timeout(Duration::from_secs(120), interrupted)
+        .await
+        .ok();
     anyhow::bail!("not interrupted within 120 s")
 }

@@ -57,7 +57,7 @@ pub async fn check(image: &str) -> CheckResult {
     let logs = busy.container().log_tail(10).await;
     require(status.exit_code.is_some_and(|c| c != 0), || {
         format!(
-            "SIGTERM in the middle of {} ended {status}: exit 0 with the task undone marks an \
+            "SIGTERM in the middle of {}: the agent {status}; exit 0 with the task undone marks an \
              Indexed Job's index complete (the article's sys.exit(0) bug); logs:\n{logs}",
             t.id
         )

@@ -24,8 +24,8 @@ use crate::docker::{Container, ContainerSpec, Engine};
 use crate::images::{AGENT_IMAGE_ENV, Images};
 use crate::runtime::event_bus::EventBus;
 use crate::runtime::{
-    AgentRef, AgentSet, AgentStatus, Capabilities, EvictOutcome, Platform, PodTemplate, ProbeOutcome, ProbeTarget,
-    Runtime, RuntimeError, RuntimeEvent, Session, SessionSetup,
+    AgentRef, AgentSet, AgentStatus, Capabilities, EvictOutcome, Platform, PodTemplate,
+    ProbeOutcome, ProbeTarget, Runtime, RuntimeError, RuntimeEvent, Session, SessionSetup,
 };
 use crate::scenario::ScenarioId;
 use crate::services::gateway::{self, Gateway};
@@ -49,8 +49,14 @@ impl DockerRuntime {
     /// Connects to Docker; images from [`Images::from_env`], manifests from
     /// [`PodTemplate::default_dir`].
     pub async fn connect() -> Result<DockerRuntime, RuntimeError> {
-        let engine = Engine::connect().await.map_err(|e| RuntimeError::Setup(e.to_string()))?;
-        Ok(DockerRuntime { engine, images: Images::from_env(), manifests: PodTemplate::default_dir() })
+        let engine = Engine::connect()
+            .await
+            .map_err(|e| RuntimeError::Setup(e.to_string()))?;
+        Ok(DockerRuntime {
+            engine,
+            images: Images::from_env(),
+            manifests: PodTemplate::default_dir(),
+        })
     }
 
     pub fn with_manifests(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -82,7 +88,11 @@ impl Runtime for DockerRuntime {
         }
     }
 
-    async fn open(&self, scenario: ScenarioId, setup: &SessionSetup) -> Result<DockerSession, RuntimeError> {
+    async fn open(
+        &self,
+        scenario: ScenarioId,
+        setup: &SessionSetup,
+    ) -> Result<DockerSession, RuntimeError> {
         DockerSession::open(self, scenario, setup).await
     }
 }
@@ -114,16 +124,31 @@ fn setup_error(what: &str) -> impl Fn(String) -> RuntimeError + '_ {
 }
 
 impl DockerSession {
-    async fn open(runtime: &DockerRuntime, scenario: ScenarioId, setup: &SessionSetup) -> Result<DockerSession, RuntimeError> {
+    async fn open(
+        runtime: &DockerRuntime,
+        scenario: ScenarioId,
+        setup: &SessionSetup,
+    ) -> Result<DockerSession, RuntimeError> {
         let template = PodTemplate::load(&runtime.manifests)?;
-        let image_override = std::env::var(AGENT_IMAGE_ENV).ok().filter(|v| !v.trim().is_empty());
+        let image_override = std::env::var(AGENT_IMAGE_ENV)
+            .ok()
+            .filter(|v| !v.trim().is_empty());
         let pod = pod::translate(&template, image_override.as_deref());
         let images = &runtime.images;
-        for image in [&pod.template.image, &images.gateway, &images.rabbitmq, &images.toolbox]
-            .into_iter()
-            .chain(setup.prometheus.then_some(&images.prometheus))
+        for image in [
+            &pod.template.image,
+            &images.gateway,
+            &images.rabbitmq,
+            &images.toolbox,
+        ]
+        .into_iter()
+        .chain(setup.prometheus.then_some(&images.prometheus))
         {
-            runtime.engine.require_image(image).await.map_err(|e| setup_error("images")(e.to_string()))?;
+            runtime
+                .engine
+                .require_image(image)
+                .await
+                .map_err(|e| setup_error("images")(e.to_string()))?;
         }
         let scope = Arc::new(
             Scope::new(&runtime.engine, scenario.as_str())
@@ -150,10 +175,14 @@ impl DockerSession {
                 if !setup.prometheus {
                     return Ok(None);
                 }
-                Prometheus::start(&scope, &images.prometheus, prometheus::DEFAULT_START_TIMEOUT)
-                    .await
-                    .map(|p| Some(Arc::new(p)))
-                    .map_err(|e| setup_error("Prometheus")(e.to_string()))
+                Prometheus::start(
+                    &scope,
+                    &images.prometheus,
+                    prometheus::DEFAULT_START_TIMEOUT,
+                )
+                .await
+                .map(|p| Some(Arc::new(p)))
+                .map_err(|e| setup_error("Prometheus")(e.to_string()))
             },
             async {
                 if !setup.canary {
@@ -164,7 +193,11 @@ impl DockerSession {
                     .network(scope.edge_network(), ["canary"])
                     .memory_mib(64)
                     .read_only_rootfs();
-                scope.run(spec).await.map(Some).map_err(|e| setup_error("canary")(e.to_string()))
+                scope
+                    .run(spec)
+                    .await
+                    .map(Some)
+                    .map_err(|e| setup_error("canary")(e.to_string()))
             },
         )?;
         if let Some((user, password)) = &pod.broker_user {
@@ -178,14 +211,18 @@ impl DockerSession {
             .client(pod.topology.clone())
             .await
             .map_err(|e| setup_error("queue client")(e.to_string()))?;
-        let mut reachable = vec![
-            ProbeTarget { role: "queue".into(), host: rabbitmq::ALIAS.into(), port: rabbitmq::AMQP_PORT },
-            ProbeTarget { role: "gateway".into(), host: gateway::ALIAS.into(), port: gateway::PORT },
+        let reachable = vec![
+            ProbeTarget {
+                role: "queue".into(),
+                host: rabbitmq::ALIAS.into(),
+                port: rabbitmq::AMQP_PORT,
+            },
+            ProbeTarget {
+                role: "gateway".into(),
+                host: gateway::ALIAS.into(),
+                port: gateway::PORT,
+            },
         ];
-        if prometheus.is_some() {
-            // Not an egress peer, but on the agents' network so that it can scrape them.
-            reachable.retain(|_| true);
-        }
         // Targets the agents must not reach, each with the network a control probe runs from:
         // the canary on the edge network, and an "outside" service on a network of its own.
         // (Not a host address: an --internal network still routes to the host's own addresses,
@@ -195,7 +232,11 @@ impl DockerSession {
         let mut outside = None;
         if let Some(canary) = &canary {
             let ip = container_ip(&runtime.engine, canary, scope.edge_network()).await?;
-            unreachable.push(ProbeTarget { role: "canary".into(), host: ip.to_string(), port: CANARY_PORT });
+            unreachable.push(ProbeTarget {
+                role: "canary".into(),
+                host: ip.to_string(),
+                port: CANARY_PORT,
+            });
             control_networks.insert("canary".to_owned(), scope.edge_network().to_owned());
             let network = scope
                 .create_extra_network("outside")
@@ -205,9 +246,16 @@ impl DockerSession {
                 .network(&network, Vec::<String>::new())
                 .memory_mib(64)
                 .read_only_rootfs();
-            let container = scope.run(spec).await.map_err(|e| setup_error("outside service")(e.to_string()))?;
+            let container = scope
+                .run(spec)
+                .await
+                .map_err(|e| setup_error("outside service")(e.to_string()))?;
             let ip = container_ip(&runtime.engine, &container, &network).await?;
-            unreachable.push(ProbeTarget { role: "outside".into(), host: ip.to_string(), port: CANARY_PORT });
+            unreachable.push(ProbeTarget {
+                role: "outside".into(),
+                host: ip.to_string(),
+                port: CANARY_PORT,
+            });
             control_networks.insert("outside".to_owned(), network);
             outside = Some(container);
         }
@@ -217,7 +265,14 @@ impl DockerSession {
         }
         let launcher = AgentLauncher::new(pod.template.clone(), pod.topology.clone(), &checkpoints);
         let bus = EventBus::default();
-        let fleet = Fleet::new(scope.clone(), launcher, pod.tmpfs.clone(), template.restart.clone(), prometheus.clone(), bus.clone());
+        let fleet = Fleet::new(
+            &scope,
+            launcher,
+            pod.tmpfs.clone(),
+            template.restart.clone(),
+            prometheus.clone(),
+            bus.clone(),
+        );
         let controller = fleet.spawn_controller();
         let platform = Platform {
             queue,
@@ -233,7 +288,10 @@ impl DockerSession {
             warnings,
             toolbox_image: images.toolbox.clone(),
             fleet,
-            tasks: BackgroundTasks { controller: Some(controller), stops: std::sync::Mutex::new(Vec::new()) },
+            tasks: BackgroundTasks {
+                controller: Some(controller),
+                stops: std::sync::Mutex::new(Vec::new()),
+            },
             bus,
             _rabbitmq: rabbitmq,
             _gateway: gateway,
@@ -247,12 +305,6 @@ impl DockerSession {
 
     pub fn scope(&self) -> &Scope {
         &self.scope
-    }
-
-    /// A TCP connect from the edge network: a position allowed to reach every target, so a
-    /// failure there means the target is down, not isolated (the control of the isolation check).
-    pub async fn probe_from_edge(&self, target: &ProbeTarget) -> Result<ProbeOutcome, RuntimeError> {
-        probe_from(&self.scope, &self.toolbox_image, &[self.scope.edge_network()], target).await
     }
 }
 
@@ -275,7 +327,12 @@ impl BackgroundTasks {
     }
 
     fn abort_stops(&self) {
-        for stop in self.stops.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain(..) {
+        for stop in self
+            .stops
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .drain(..)
+        {
             stop.abort();
         }
     }
@@ -295,7 +352,11 @@ impl Drop for BackgroundTasks {
 async fn host_leak(scope: &Scope, toolbox: &str, engine: &Engine) -> Result<String, RuntimeError> {
     let ip = network_gateway(engine, scope.edge_network()).await?;
     let listener = OutsideListener::bind(ip).await?;
-    let target = ProbeTarget { role: "host".into(), host: ip.to_string(), port: listener.address().port() };
+    let target = ProbeTarget {
+        role: "host".into(),
+        host: ip.to_string(),
+        port: listener.address().port(),
+    };
     let probe = probe_from(scope, toolbox, &[scope.agents_network()], &target).await?;
     Ok(if probe.connected {
         format!(
@@ -303,11 +364,18 @@ async fn host_leak(scope: &Scope, toolbox: &str, engine: &Engine) -> Result<Stri
             target.port
         )
     } else {
-        format!("measured: a host listener at {ip}:{} was not reachable from the agents' network ({})", target.port, probe.detail)
+        format!(
+            "measured: a host listener at {ip}:{} was not reachable from the agents' network ({})",
+            target.port, probe.detail
+        )
     })
 }
 
-async fn container_ip(engine: &Engine, container: &Container, network: &str) -> Result<IpAddr, RuntimeError> {
+async fn container_ip(
+    engine: &Engine,
+    container: &Container,
+    network: &str,
+) -> Result<IpAddr, RuntimeError> {
     let inspect = engine
         .raw()
         .inspect_container(container.id(), None)
@@ -319,13 +387,21 @@ async fn container_ip(engine: &Engine, container: &Container, network: &str) -> 
         .and_then(|mut n| n.remove(network))
         .and_then(|e| e.ip_address)
         .and_then(|ip| ip.parse().ok())
-        .ok_or_else(|| RuntimeError::Setup(format!("{} has no IP address on {network}", container.name())))
+        .ok_or_else(|| {
+            RuntimeError::Setup(format!(
+                "{} has no IP address on {network}",
+                container.name()
+            ))
+        })
 }
 
 async fn network_gateway(engine: &Engine, network: &str) -> Result<IpAddr, RuntimeError> {
     let inspect = engine
         .raw()
-        .inspect_network(network, None::<bollard::query_parameters::InspectNetworkOptions>)
+        .inspect_network(
+            network,
+            None::<bollard::query_parameters::InspectNetworkOptions>,
+        )
         .await
         .map_err(|e| RuntimeError::Setup(format!("inspect network {network}: {e}")))?;
     inspect
@@ -369,18 +445,28 @@ impl Session for DockerSession {
         self.fleet.statuses().await
     }
 
-    async fn stop(&self, agent: &AgentRef, grace: Option<Duration>) -> Result<EvictOutcome, RuntimeError> {
+    async fn stop(
+        &self,
+        agent: &AgentRef,
+        grace: Option<Duration>,
+    ) -> Result<EvictOutcome, RuntimeError> {
         let container = match self.fleet.mark_disrupted(agent) {
             Ok(container) => container,
             Err(RuntimeError::UnknownAgent(_)) => return Ok(EvictOutcome::NotFound),
             Err(e) => return Err(e),
         };
-        let status = container.status().await.map_err(|e| RuntimeError::Agent { agent: agent.name.clone(), problem: e.to_string() })?;
+        let status = container.status().await.map_err(|e| RuntimeError::Agent {
+            agent: agent.name.clone(),
+            problem: e.to_string(),
+        })?;
         if !status.running {
             return Ok(EvictOutcome::NotFound);
         }
         let grace = grace.unwrap_or(self.template.grace);
-        self.bus.publish(RuntimeEvent::StopRequested { agent: agent.clone(), grace_ms: grace.as_millis() as u64 });
+        self.bus.publish(RuntimeEvent::StopRequested {
+            agent: agent.clone(),
+            grace_ms: grace.as_millis() as u64,
+        });
         // `docker stop` returns only once the container is gone; the scenario waits on the exit
         // event instead, so the stop runs in the background.
         let name = agent.name.clone();
@@ -389,7 +475,11 @@ impl Session for DockerSession {
                 tracing::error!(agent = %name, "docker stop failed: {e}");
             }
         });
-        self.tasks.stops.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(handle);
+        self.tasks
+            .stops
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(handle);
         Ok(EvictOutcome::Evicted)
     }
 
@@ -398,7 +488,10 @@ impl Session for DockerSession {
         container
             .kill("SIGKILL")
             .await
-            .map_err(|e| RuntimeError::Agent { agent: agent.name.clone(), problem: e.to_string() })
+            .map_err(|e| RuntimeError::Agent {
+                agent: agent.name.clone(),
+                problem: e.to_string(),
+            })
     }
 
     async fn logs(&self, agent: &AgentRef) -> Result<String, RuntimeError> {
@@ -406,15 +499,27 @@ impl Session for DockerSession {
             .container(agent)?
             .logs()
             .await
-            .map_err(|e| RuntimeError::Agent { agent: agent.name.clone(), problem: e.to_string() })
+            .map_err(|e| RuntimeError::Agent {
+                agent: agent.name.clone(),
+                problem: e.to_string(),
+            })
     }
 
     async fn probe(&self, target: &ProbeTarget) -> Result<ProbeOutcome, RuntimeError> {
-        probe_from(&self.scope, &self.toolbox_image, &[self.scope.agents_network()], target).await
+        probe_from(
+            &self.scope,
+            &self.toolbox_image,
+            &[self.scope.agents_network()],
+            target,
+        )
+        .await
     }
 
     async fn probe_control(&self, target: &ProbeTarget) -> Result<ProbeOutcome, RuntimeError> {
-        let network = self.control_networks.get(&target.role).map_or(self.scope.edge_network(), String::as_str);
+        let network = self
+            .control_networks
+            .get(&target.role)
+            .map_or(self.scope.edge_network(), String::as_str);
         probe_from(&self.scope, &self.toolbox_image, &[network], target).await
     }
 
@@ -427,35 +532,73 @@ impl Session for DockerSession {
     }
 
     async fn collect_artifacts(&self, dir: &Path) -> Result<(), RuntimeError> {
-        let io = |e: std::io::Error| RuntimeError::Other(format!("writing artifacts to {}: {e}", dir.display()));
+        let io = |e: std::io::Error| {
+            RuntimeError::Other(format!("writing artifacts to {}: {e}", dir.display()))
+        };
         tokio::fs::create_dir_all(dir).await.map_err(io)?;
         let statuses = self.fleet.statuses().await.unwrap_or_default();
         for status in &statuses {
-            let logs = self.logs(&status.agent).await.unwrap_or_else(|e| format!("(logs unavailable: {e})"));
-            tokio::fs::write(dir.join(format!("{}.log", status.agent.name)), logs).await.map_err(io)?;
-            if let Ok(container) = self.fleet.container(&status.agent) {
-                if let Ok(inspect) = self.scope.engine().raw().inspect_container(container.id(), None).await {
-                    let json = serde_json::to_string_pretty(&inspect).unwrap_or_default();
-                    tokio::fs::write(dir.join(format!("{}.inspect.json", status.agent.name)), json).await.map_err(io)?;
-                }
-            }
+            let logs = self
+                .logs(&status.agent)
+                .await
+                .unwrap_or_else(|e| format!("(logs unavailable: {e})"));
+            tokio::fs::write(dir.join(format!("{}.log", status.agent.name)), logs)
+                .await
+                .map_err(io)?;
+            let Ok(container) = self.fleet.container(&status.agent) else {
+                continue;
+            };
+            let inspect = self
+                .scope
+                .engine()
+                .raw()
+                .inspect_container(container.id(), None)
+                .await;
+            let json = match inspect {
+                Ok(inspect) => serde_json::to_string_pretty(&inspect).unwrap_or_default(),
+                Err(e) => format!("(inspect failed: {e})"),
+            };
+            tokio::fs::write(
+                dir.join(format!("{}.inspect.json", status.agent.name)),
+                json,
+            )
+            .await
+            .map_err(io)?;
         }
         let summary = serde_json::to_string_pretty(&statuses).unwrap_or_default();
-        tokio::fs::write(dir.join("agents.json"), summary).await.map_err(io)?;
+        tokio::fs::write(dir.join("agents.json"), summary)
+            .await
+            .map_err(io)?;
         let events = serde_json::to_string_pretty(&self.bus.history()).unwrap_or_default();
-        tokio::fs::write(dir.join("runtime-events.json"), events).await.map_err(io)?;
+        tokio::fs::write(dir.join("runtime-events.json"), events)
+            .await
+            .map_err(io)?;
         Ok(())
     }
 
     async fn close(self) -> Result<(), RuntimeError> {
-        let DockerSession { platform, mut tasks, scope, fleet, prometheus, .. } = self;
+        let DockerSession {
+            platform,
+            mut tasks,
+            scope,
+            fleet,
+            prometheus,
+            ..
+        } = self;
         tasks.shutdown().await;
         let _ = platform.queue.close().await;
         drop((fleet, prometheus));
         match Arc::try_unwrap(scope) {
-            Ok(scope) => scope.teardown().await.map(drop).map_err(|e| RuntimeError::Other(format!("teardown: {e}"))),
-            // Someone still holds it (a background task finishing); its drop sweeps the scope.
-            Err(_shared) => Ok(()),
+            Ok(scope) => scope
+                .teardown()
+                .await
+                .map(drop)
+                .map_err(|e| RuntimeError::Other(format!("teardown: {e}"))),
+            // Only the session holds the scope strongly and it is being consumed here.
+            Err(_shared) => Err(RuntimeError::Other(
+                "teardown: the scope is still shared; it is removed when the last holder drops it"
+                    .into(),
+            )),
         }
     }
 }

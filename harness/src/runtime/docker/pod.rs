@@ -54,7 +54,9 @@ pub fn translate(pod: &PodTemplate, image_override: Option<&str>) -> DockerPod {
             }
         };
         let value = match source {
-            EnvSource::Literal(v) if v.contains("://") => rewrite_service_host(v, SERVICE_ALIASES).unwrap_or(value),
+            EnvSource::Literal(v) if v.contains("://") => {
+                rewrite_service_host(v, SERVICE_ALIASES).unwrap_or(value)
+            }
             _ => value,
         };
         template.env.insert(name.clone(), value);
@@ -69,9 +71,15 @@ pub fn translate(pod: &PodTemplate, image_override: Option<&str>) -> DockerPod {
     template.publish_metrics = false;
     template.restart = match &pod.restart {
         RestartBehaviour::Never { .. } => Restart::Never,
-        RestartBehaviour::OnFailure { backoff_limit } => Restart::OnFailure { max_restarts: *backoff_limit },
+        RestartBehaviour::OnFailure { backoff_limit } => Restart::OnFailure {
+            max_restarts: *backoff_limit,
+        },
     };
-    if pod.checkpoint_mount.as_deref().is_some_and(|m| m != crate::checkpoints::MOUNT_PATH) {
+    if pod
+        .checkpoint_mount
+        .as_deref()
+        .is_some_and(|m| m != crate::checkpoints::MOUNT_PATH)
+    {
         warnings.push(format!(
             "checkpoint PVC mounted at {} in the template; the Docker runtime mounts its volume at {} and sets {} accordingly",
             pod.checkpoint_mount.as_deref().unwrap_or_default(),
@@ -113,7 +121,9 @@ pub fn translate(pod: &PodTemplate, image_override: Option<&str>) -> DockerPod {
         task_queue: literal(env::TASK_QUEUE).unwrap_or(defaults.task_queue),
         result_queue: literal(env::RESULT_QUEUE).unwrap_or(defaults.result_queue),
         dead_letter_queue: literal(env::DEAD_LETTER_QUEUE).unwrap_or(defaults.dead_letter_queue),
-        delivery_limit: literal(env::DELIVERY_LIMIT).and_then(|v| v.parse().ok()).unwrap_or(defaults.delivery_limit),
+        delivery_limit: literal(env::DELIVERY_LIMIT)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(defaults.delivery_limit),
     };
     let tmpfs = pod
         .scratch_mounts
@@ -123,7 +133,13 @@ pub fn translate(pod: &PodTemplate, image_override: Option<&str>) -> DockerPod {
             (path.clone(), format!("{size}mode=1777"))
         })
         .collect();
-    DockerPod { template, topology, broker_user, tmpfs, warnings }
+    DockerPod {
+        template,
+        topology,
+        broker_user,
+        tmpfs,
+        warnings,
+    }
 }
 
 /// `user:password` of an AMQP URL, percent-decoded.
@@ -179,7 +195,10 @@ mod tests {
         let pod = reference();
         assert_eq!(pod.template.env[env::GATEWAY_URL], "http://gateway:8080");
         let url = &pod.template.env[env::QUEUE_URL];
-        assert!(url.starts_with("amqp://agentfleet:") && url.ends_with("@rabbitmq:5672/%2f"), "queue URL host not rewritten");
+        assert!(
+            url.starts_with("amqp://agentfleet:") && url.ends_with("@rabbitmq:5672/%2f"),
+            "queue URL host not rewritten"
+        );
         let (user, _password) = pod.broker_user.expect("credentials in the Secret");
         assert_eq!(user, "agentfleet");
         assert!(!pod.template.env.contains_key(env::AGENT_INDEX));

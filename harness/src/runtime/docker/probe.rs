@@ -23,17 +23,27 @@ pub async fn probe_from(
     networks: &[&str],
     target: &ProbeTarget,
 ) -> Result<ProbeOutcome, RuntimeError> {
-    let script = format!("timeout {CONNECT_TIMEOUT_SECS} bash -c '</dev/tcp/$PROBE_HOST/$PROBE_PORT' && echo connected");
-    let mut spec = ContainerSpec::new(format!("probe-{}-{}", target.role, counter()), toolbox_image)
-        .entrypoint(["bash", "-c", script.as_str()])
-        .cmd(Vec::<String>::new())
-        .env("PROBE_HOST", &target.host)
-        .env("PROBE_PORT", target.port.to_string())
-        .memory_mib(64);
+    let script = format!(
+        "timeout {CONNECT_TIMEOUT_SECS} bash -c '</dev/tcp/$PROBE_HOST/$PROBE_PORT' && echo connected"
+    );
+    let mut spec = ContainerSpec::new(
+        format!("probe-{}-{}", target.role, counter()),
+        toolbox_image,
+    )
+    .entrypoint(["bash", "-c", script.as_str()])
+    .cmd(Vec::<String>::new())
+    .env("PROBE_HOST", &target.host)
+    .env("PROBE_PORT", target.port.to_string())
+    .memory_mib(64);
     for network in networks {
         spec = spec.network(*network, Vec::<String>::new());
     }
-    let failed = |e: crate::docker::DockerError| RuntimeError::Probe(format!("{} {}:{}: {e}", target.role, target.host, target.port));
+    let failed = |e: crate::docker::DockerError| {
+        RuntimeError::Probe(format!(
+            "{} {}:{}: {e}",
+            target.role, target.host, target.port
+        ))
+    };
     let container = scope.run(spec).await.map_err(failed)?;
     let status = container.wait_exit(PROBE_DEADLINE).await;
     let output = container.logs().await.unwrap_or_default();
@@ -45,7 +55,11 @@ pub async fn probe_from(
         124 => format!("no answer within {CONNECT_TIMEOUT_SECS} s (timeout)"),
         _ => format!("connection failed (exit {code}): {}", output.trim()),
     };
-    Ok(ProbeOutcome { target: target.clone(), connected: code == 0, detail })
+    Ok(ProbeOutcome {
+        target: target.clone(),
+        connected: code == 0,
+        detail,
+    })
 }
 
 /// A TCP listener on one of the host's addresses, accepting and dropping connections, so a
@@ -58,9 +72,11 @@ pub struct OutsideListener {
 
 impl OutsideListener {
     pub async fn bind(ip: IpAddr) -> Result<OutsideListener, RuntimeError> {
-        let listener = TcpListener::bind((ip, 0))
-            .await
-            .map_err(|e| RuntimeError::Setup(format!("cannot listen on {ip} for the outside-address probe: {e}")))?;
+        let listener = TcpListener::bind((ip, 0)).await.map_err(|e| {
+            RuntimeError::Setup(format!(
+                "cannot listen on {ip} for the outside-address probe: {e}"
+            ))
+        })?;
         let address = listener
             .local_addr()
             .map_err(|e| RuntimeError::Setup(format!("listener on {ip}: {e}")))?;

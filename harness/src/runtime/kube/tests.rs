@@ -1,0 +1,665 @@
+//! Mock-API tests (`mock_*`) of the adapter's mappings: every request the runtime sends is
+//! answered by the test through `tower_test::mock::pair`, so the tests assert the exact HTTP the
+//! trait methods produce and the runtime-neutral values they return.
+
+use std::path::Path;
+use std::time::Duration;
+
+use agentfleet_cluster::events::cluster_events;
+use agentfleet_cluster::kustomize;
+use futures::StreamExt;
+use http::{Request, Response};
+use k8s_openapi::api::batch::v1::Job;
+use kube::client::Body;
+use serde_json::{Value, json};
+use tower_test::mock::{Handle, SendResponse};
+
+use super::agents::AgentOps;
+use super::events::{EventMapper, Killed};
+use super::job::{JobRecord, JobTable};
+use super::reference_job;
+use super::status::agent_pod_selector;
+use crate::runtime::event_bus::EventBus;
+use crate::runtime::{
+    AgentPhase, AgentRef, AgentSet, AgentStatus, EvictOutcome, RuntimeError, RuntimeEvent,
+};
+
+type MockHandle = Handle<Request<Body>, Response<Body>>;
+
+const NS: &str = "af-oom-abc123";
+
+fn mock_client() -> (kube::Client, MockHandle) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    (kube::Client::new(service, "default"), handle)
+}
+
+async fn next(
+    handle: &mut MockHandle,
+    expecting: &str,
+) -> (Request<Body>, SendResponse<Response<Body>>) {
+    match tokio::time::timeout(Duration::from_secs(5), handle.next_request()).await {
+        Ok(Some(pair)) => pair,
+        Ok(None) => panic!("client dropped before sending {expecting}"),
+        Err(_) => panic!("no request within 5 s; expected {expecting}"),
+    }
+}
+
+async fn json_body(request: Request<Body>) -> Value {
+    let bytes = request
+        .into_body()
+        .collect_bytes()
+        .await
+        .expect("request body");
+    serde_json::from_slice(&bytes).expect("a JSON request body")
+}
+
+fn respond_json(status: u16, value: Value) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::from(serde_json::to_vec(&value).expect("json")))
+        .expect("response")
+}
+
+fn respond_status(code: u16, reason: &str, message: &str) -> Response<Body> {
+    respond_json(
+        code,
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "reason": reason, "message": message}),
+    )
+}
+
+fn respond_list(kind: &str, api_version: &str, items: Vec<Value>) -> Response<Body> {
+    respond_json(
+        200,
+        json!({"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": "10"}, "items": items}),
+    )
+}
+
+fn respond_watch(events: &[Value]) -> Response<Body> {
+    let mut body = Vec::new();
+    for event in events {
+        body.extend(serde_json::to_vec(event).expect("json"));
+        body.push(b'\n');
+    }
+    Response::builder()
+        .status(200)
+        .body(Body::from(body))
+        .expect("response")
+}
+
+fn query(request: &Request<Body>, key: &str) -> Option<String> {
+    request.uri().query()?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == key).then(|| v.to_owned())
+    })
+}
+
+/// The reference Job exactly as the manifests render it.
+fn manifests_reference_job() -> Job {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/base");
+    reference_job(
+        &kustomize::render(&base)
+            .expect("manifests/base renders")
+            .objects,
+    )
+    .expect("manifests/base has the reference Job")
+}
+
+fn ops(client: kube::Client, bus: EventBus) -> AgentOps {
+    AgentOps::new(
+        client,
+        NS,
+        manifests_reference_job(),
+        bus,
+        Duration::from_secs(40),
+        Duration::from_secs(5),
+    )
+}
+
+/// A pod as the API server returns it.
+fn pod(name: &str, job: &str, index: u32, created: &str, status: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": NS, "resourceVersion": "11", "creationTimestamp": created,
+            "labels": {"app": "ai-agent", "batch.kubernetes.io/job-name": job},
+            "annotations": {"batch.kubernetes.io/job-completion-index": index.to_string()}},
+        "status": status})
+}
+
+fn running() -> Value {
+    json!({"phase": "Running", "containerStatuses": [{"name": "agent", "image": "", "imageID": "", "ready": true,
+        "restartCount": 0, "state": {"running": {}}}]})
+}
+
+fn oom_killed() -> Value {
+    json!({"phase": "Failed", "containerStatuses": [{"name": "agent", "image": "", "imageID": "", "ready": false,
+        "restartCount": 0, "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]})
+}
+
+fn env_of(body: &Value) -> Vec<Value> {
+    body["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .expect("container env")
+        .clone()
+}
+
+fn env_var<'a>(env: &'a [Value], name: &str) -> &'a Value {
+    env.iter()
+        .find(|v| v["name"] == name)
+        .unwrap_or_else(|| panic!("no env {name} in {env:#?}"))
+}
+
+#[tokio::test]
+async fn mock_start_agents_applies_an_indexed_job_with_the_set_and_waits_for_its_pods() {
+    let (client, mut handle) = mock_client();
+    let server = tokio::spawn(async move {
+        let (request, respond) = next(&mut handle, "Job PATCH").await;
+        assert_eq!(request.method(), http::Method::PATCH);
+        assert_eq!(
+            request.uri().path(),
+            format!("/apis/batch/v1/namespaces/{NS}/jobs/agent-oom-0")
+        );
+        assert_eq!(
+            query(&request, "fieldManager").as_deref(),
+            Some("agentfleet")
+        );
+        let body = json_body(request).await;
+        assert_eq!(body["metadata"]["namespace"], NS);
+        let spec = &body["spec"];
+        assert_eq!(spec["completionMode"], "Indexed");
+        assert_eq!(
+            (spec["completions"].as_i64(), spec["parallelism"].as_i64()),
+            (Some(2), Some(2))
+        );
+        assert_eq!(spec["backoffLimitPerIndex"], 2, "kept from the manifests");
+        let rules = spec["podFailurePolicy"]["rules"]
+            .as_array()
+            .expect("podFailurePolicy kept");
+        assert_eq!(rules[0]["action"], "Ignore");
+        assert_eq!(rules[0]["onPodConditions"][0]["type"], "DisruptionTarget");
+        assert_eq!(rules[1]["action"], "FailJob");
+        assert_eq!(spec["template"]["spec"]["restartPolicy"], "Never");
+        assert_eq!(spec["template"]["metadata"]["labels"]["app"], "ai-agent");
+        assert_eq!(
+            spec["template"]["metadata"]["labels"]["agentfleet.dev/fleet"],
+            "oom"
+        );
+        let env = env_of(&body);
+        assert_eq!(
+            env_var(&env, "AGENT_LOG")["value"],
+            "debug",
+            "override applied"
+        );
+        assert_eq!(
+            env_var(&env, "AGENT_TEST_OOM_STEP")["value"],
+            "3",
+            "new variable added"
+        );
+        assert!(
+            env_var(&env, "AGENT_INDEX")["valueFrom"]["fieldRef"].is_object(),
+            "a 0..n set keeps the completion-index fieldRef"
+        );
+        assert!(env_var(&env, "AGENT_QUEUE_URL")["valueFrom"]["secretKeyRef"].is_object());
+        respond.send_response(respond_json(200, body));
+
+        let (request, respond) = next(&mut handle, "pod LIST of the Job").await;
+        assert_eq!(
+            request.uri().path(),
+            format!("/api/v1/namespaces/{NS}/pods")
+        );
+        let selector = query(&request, "labelSelector").unwrap_or_default();
+        assert!(selector.contains("agent-oom-0"), "{selector}");
+        respond.send_response(respond_list(
+            "PodList",
+            "v1",
+            vec![
+                pod(
+                    "agent-oom-0-0-aaaaa",
+                    "agent-oom-0",
+                    0,
+                    "2026-01-01T00:00:00Z",
+                    running(),
+                ),
+                pod(
+                    "agent-oom-0-1-bbbbb",
+                    "agent-oom-0",
+                    1,
+                    "2026-01-01T00:00:00Z",
+                    running(),
+                ),
+            ],
+        ));
+        // The watch that would follow stays open until the test ends.
+        let held = handle.next_request().await;
+        drop(held);
+    });
+    let set = AgentSet::new("oom", 0..2)
+        .env("AGENT_LOG", "debug")
+        .env("AGENT_TEST_OOM_STEP", 3);
+    let started = ops(client, EventBus::default()).start(&set).await.unwrap();
+    assert_eq!(
+        started,
+        [
+            AgentRef {
+                index: 0,
+                name: "agent-oom-0-0-aaaaa".into()
+            },
+            AgentRef {
+                index: 1,
+                name: "agent-oom-0-1-bbbbb".into()
+            },
+        ]
+    );
+    server.abort();
+}
+
+#[tokio::test]
+async fn mock_start_agents_for_a_lone_index_sets_agent_index_literally() {
+    let (client, mut handle) = mock_client();
+    let server = tokio::spawn(async move {
+        let (request, respond) = next(&mut handle, "Job PATCH").await;
+        assert!(
+            request.uri().path().ends_with("/jobs/agent-stubborn-0-1"),
+            "{}",
+            request.uri()
+        );
+        let body = json_body(request).await;
+        assert_eq!(body["spec"]["completions"], 1);
+        let env = env_of(&body);
+        assert_eq!(
+            env_var(&env, "AGENT_INDEX"),
+            &json!({"name": "AGENT_INDEX", "value": "1"})
+        );
+        respond.send_response(respond_json(200, body));
+        let (_, respond) = next(&mut handle, "pod LIST").await;
+        respond.send_response(respond_list(
+            "PodList",
+            "v1",
+            vec![pod(
+                "agent-stubborn-0-1-0-ccccc",
+                "agent-stubborn-0-1",
+                0,
+                "2026-01-01T00:00:00Z",
+                running(),
+            )],
+        ));
+        let held = handle.next_request().await;
+        drop(held);
+    });
+    let started = ops(client, EventBus::default())
+        .start(&AgentSet::new("stubborn", [1]))
+        .await
+        .unwrap();
+    assert_eq!(
+        started,
+        [AgentRef {
+            index: 1,
+            name: "agent-stubborn-0-1-0-ccccc".into()
+        }],
+        "completion index 0 of the per-index Job is agent index 1"
+    );
+    server.abort();
+}
+
+#[tokio::test]
+async fn mock_start_agents_times_out_naming_what_it_saw() {
+    let (client, mut handle) = mock_client();
+    let server = tokio::spawn(async move {
+        let (request, respond) = next(&mut handle, "Job PATCH").await;
+        let body = json_body(request).await;
+        respond.send_response(respond_json(200, body));
+        let (_, respond) = next(&mut handle, "pod LIST").await;
+        respond.send_response(respond_list(
+            "PodList",
+            "v1",
+            vec![pod(
+                "agent-slow-0-0-ddddd",
+                "agent-slow-0",
+                0,
+                "2026-01-01T00:00:00Z",
+                json!({"phase": "Pending"}),
+            )],
+        ));
+        let mut held = Vec::new();
+        while let Some(pair) = handle.next_request().await {
+            held.push(pair);
+        }
+    });
+    let ops = AgentOps::new(
+        client,
+        NS,
+        manifests_reference_job(),
+        EventBus::default(),
+        Duration::from_secs(40),
+        Duration::from_millis(300),
+    );
+    let error = ops
+        .start(&AgentSet::new("slow", [0]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("0 of 1 agents running") && error.contains("agent-slow-0-0-ddddd Pending"),
+        "{error}"
+    );
+    server.abort();
+}
+
+#[tokio::test]
+async fn mock_stop_maps_eviction_201_429_404() {
+    let (client, mut handle) = mock_client();
+    let server = tokio::spawn(async move {
+        let (request, respond) = next(&mut handle, "eviction POST").await;
+        assert_eq!(
+            request.uri().path(),
+            format!("/api/v1/namespaces/{NS}/pods/agent-a/eviction")
+        );
+        let body = json_body(request).await;
+        assert_eq!(body["deleteOptions"]["gracePeriodSeconds"], 10);
+        respond.send_response(respond_json(
+            201,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201}),
+        ));
+        let (_, respond) = next(&mut handle, "eviction POST").await;
+        respond.send_response(respond_status(
+            429,
+            "TooManyRequests",
+            "Cannot evict pod as it would violate the pod's disruption budget.",
+        ));
+        let (_, respond) = next(&mut handle, "eviction POST").await;
+        respond.send_response(respond_status(
+            404,
+            "NotFound",
+            "pods \"agent-c\" not found",
+        ));
+    });
+    let bus = EventBus::default();
+    let ops = ops(client, bus.clone());
+    let agent = |name: &str| AgentRef {
+        index: 0,
+        name: name.into(),
+    };
+    assert_eq!(
+        ops.stop(&agent("agent-a"), Some(Duration::from_secs(10)))
+            .await
+            .unwrap(),
+        EvictOutcome::Evicted
+    );
+    assert_eq!(
+        ops.stop(&agent("agent-b"), None).await.unwrap(),
+        EvictOutcome::RefusedByBudget {
+            status: 429,
+            message: "Cannot evict pod as it would violate the pod's disruption budget.".into()
+        }
+    );
+    assert_eq!(
+        ops.stop(&agent("agent-c"), None).await.unwrap(),
+        EvictOutcome::NotFound
+    );
+    assert_eq!(
+        bus.history(),
+        [RuntimeEvent::StopRequested {
+            agent: agent("agent-a"),
+            grace_ms: 10_000
+        }],
+        "only an accepted eviction is a stop request"
+    );
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn mock_kill_deletes_with_grace_zero_and_404_is_an_unknown_agent() {
+    let (client, mut handle) = mock_client();
+    let server = tokio::spawn(async move {
+        let (request, respond) = next(&mut handle, "pod DELETE").await;
+        assert_eq!(request.method(), http::Method::DELETE);
+        assert_eq!(json_body(request).await["gracePeriodSeconds"], 0);
+        respond.send_response(respond_json(
+            200,
+            pod("agent-a", "j", 0, "2026-01-01T00:00:00Z", running()),
+        ));
+        let (_, respond) = next(&mut handle, "pod DELETE").await;
+        respond.send_response(respond_status(404, "NotFound", "gone"));
+    });
+    let ops = ops(client, EventBus::default());
+    let agent = AgentRef {
+        index: 0,
+        name: "agent-a".into(),
+    };
+    ops.kill(&agent).await.unwrap();
+    assert!(
+        matches!(ops.kill(&agent).await, Err(RuntimeError::UnknownAgent(name)) if name == "agent-a")
+    );
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn mock_agents_maps_an_oom_killed_pod_and_counts_generations_per_index() {
+    let (client, mut handle) = mock_client();
+    let server = tokio::spawn(async move {
+        let (request, respond) = next(&mut handle, "pod LIST").await;
+        let selector = query(&request, "labelSelector").unwrap_or_default();
+        assert_eq!(
+            selector, "app%3Dai-agent%2C%21agentfleet.dev%2Fprobe",
+            "probe pods excluded"
+        );
+        // Listed newest first on purpose: generations follow creation, not list order.
+        respond.send_response(respond_list(
+            "PodList",
+            "v1",
+            vec![
+                pod(
+                    "agent-oom-0-0-new",
+                    "agent-oom-0",
+                    0,
+                    "2026-01-01T00:01:00Z",
+                    running(),
+                ),
+                pod(
+                    "agent-oom-0-1-aaa",
+                    "agent-oom-0",
+                    1,
+                    "2026-01-01T00:00:00Z",
+                    running(),
+                ),
+                pod(
+                    "agent-oom-0-0-old",
+                    "agent-oom-0",
+                    0,
+                    "2026-01-01T00:00:00Z",
+                    oom_killed(),
+                ),
+            ],
+        ));
+    });
+    let statuses = ops(client, EventBus::default()).statuses().await.unwrap();
+    let status = |index: u32, name: &str, phase, exit_code, oom_killed, generation| AgentStatus {
+        agent: AgentRef {
+            index,
+            name: name.into(),
+        },
+        phase,
+        exit_code,
+        oom_killed,
+        restarts: 0,
+        generation,
+    };
+    assert_eq!(
+        statuses,
+        [
+            status(
+                0,
+                "agent-oom-0-0-old",
+                AgentPhase::Failed,
+                Some(137),
+                true,
+                0
+            ),
+            status(1, "agent-oom-0-1-aaa", AgentPhase::Running, None, false, 0),
+            status(0, "agent-oom-0-0-new", AgentPhase::Running, None, false, 1),
+        ]
+    );
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn mock_events_map_a_watch_stream_to_runtime_events() {
+    let (client, mut handle) = mock_client();
+    let server = tokio::spawn(async move {
+        // Three watchers (pods, jobs, events), each a list then a watch, in scheduler order.
+        let mut held = Vec::new();
+        for _ in 0..6 {
+            let (request, respond) = next(&mut handle, "a list or watch").await;
+            let watching = query(&request, "watch").as_deref() == Some("true");
+            let resource = request
+                .uri()
+                .path()
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            match (resource.as_str(), watching) {
+                ("pods", false) => respond.send_response(respond_list("PodList", "v1", vec![
+                    pod("agent-a", "agent-oom-0", 0, "2026-01-01T00:00:00Z", running()),
+                ])),
+                ("pods", true) => respond.send_response(respond_watch(&[
+                    json!({"type": "MODIFIED", "object": pod("agent-a", "agent-oom-0", 0, "2026-01-01T00:00:00Z", oom_killed())}),
+                    json!({"type": "ADDED", "object": pod("agent-b", "agent-oom-0", 0, "2026-01-01T00:00:30Z", json!({"phase": "Pending"}))}),
+                    json!({"type": "MODIFIED", "object": pod("agent-b", "agent-oom-0", 0, "2026-01-01T00:00:30Z", running())}),
+                    json!({"type": "MODIFIED", "object": pod("agent-b", "agent-oom-0", 0, "2026-01-01T00:00:30Z", oom_killed())}),
+                ])),
+                ("jobs", false) => respond.send_response(respond_list("JobList", "batch/v1", vec![])),
+                ("events", false) => respond.send_response(respond_list("EventList", "v1", vec![])),
+                _ => held.push(respond),
+            }
+        }
+        // Keep the other watches open until the test ends.
+        let rest = handle.next_request().await;
+        drop((held, rest));
+    });
+    let jobs = JobTable::default();
+    jobs.record(
+        "agent-oom-0",
+        JobRecord {
+            indexes: vec![0],
+            backoff_limit_per_index: Some(1),
+        },
+    );
+    let mut mapper = EventMapper::new(jobs, Killed::default());
+    let mut stream = Box::pin(cluster_events(client, NS, &agent_pod_selector()));
+    let mut mapped = Vec::new();
+    while mapped.len() < 8 {
+        match tokio::time::timeout(Duration::from_secs(5), stream.next()).await {
+            Ok(Some(Ok(event))) => mapped.extend(mapper.map(&event)),
+            other => panic!("stream ended or failed after {mapped:#?}: {other:?}"),
+        }
+    }
+    let a = AgentRef {
+        index: 0,
+        name: "agent-a".into(),
+    };
+    let b = AgentRef {
+        index: 0,
+        name: "agent-b".into(),
+    };
+    assert_eq!(
+        mapped,
+        [
+            RuntimeEvent::Started { agent: a.clone() },
+            RuntimeEvent::OomKilled { agent: a.clone() },
+            RuntimeEvent::Exited {
+                agent: a.clone(),
+                exit_code: 137,
+                oom_killed: true
+            },
+            RuntimeEvent::Replaced {
+                failed: a,
+                replacement: b.clone()
+            },
+            RuntimeEvent::Started { agent: b.clone() },
+            RuntimeEvent::OomKilled { agent: b.clone() },
+            RuntimeEvent::Exited {
+                agent: b,
+                exit_code: 137,
+                oom_killed: true
+            },
+            RuntimeEvent::IndexFailed {
+                index: 0,
+                failures: 2
+            },
+        ]
+    );
+    server.abort();
+}
+
+#[test]
+fn an_evicted_pod_does_not_count_against_the_backoff_limit_and_a_killed_one_exits_137() {
+    use agentfleet_cluster::events::{ClusterEvent, ClusterEventKind};
+    use agentfleet_cluster::pod_status::agent_status;
+    let jobs = JobTable::default();
+    jobs.record(
+        "j",
+        JobRecord {
+            indexes: vec![4],
+            backoff_limit_per_index: Some(0),
+        },
+    );
+    let killed = Killed::default();
+    let mut mapper = EventMapper::new(jobs, killed.clone());
+    let epoch = || {
+        serde_json::from_value::<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>(json!(
+            "2026-01-01T00:00:00Z"
+        ))
+        .unwrap()
+        .0
+    };
+    let event = |pod: Value| ClusterEvent {
+        observed: epoch(),
+        kind: ClusterEventKind::Pod(agent_status(&serde_json::from_value(pod).unwrap())),
+    };
+    let mut evicted = pod(
+        "e",
+        "j",
+        0,
+        "2026-01-01T00:00:00Z",
+        json!({"phase": "Failed",
+        "conditions": [{"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI"}],
+        "containerStatuses": [{"name": "agent", "image": "", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"terminated": {"exitCode": 143, "reason": "Error"}}}]}),
+    );
+    evicted["metadata"]["name"] = json!("e");
+    let events = mapper.map(&event(evicted));
+    let e = AgentRef {
+        index: 4,
+        name: "e".into(),
+    };
+    assert_eq!(
+        events,
+        [
+            RuntimeEvent::Started { agent: e.clone() },
+            RuntimeEvent::Exited {
+                agent: e,
+                exit_code: 143,
+                oom_killed: false
+            },
+        ],
+        "no IndexFailed: DisruptionTarget is ignored by the podFailurePolicy"
+    );
+    let k = AgentRef {
+        index: 4,
+        name: "k".into(),
+    };
+    mapper.map(&event(pod("k", "j", 0, "2026-01-01T00:01:00Z", running())));
+    killed.insert("k");
+    let deleted = ClusterEvent {
+        observed: epoch(),
+        kind: ClusterEventKind::PodDeleted { name: "k".into() },
+    };
+    assert_eq!(
+        mapper.map(&deleted),
+        [RuntimeEvent::Exited {
+            agent: k,
+            exit_code: 137,
+            oom_killed: false
+        }]
+    );
+}
