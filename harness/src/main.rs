@@ -1,6 +1,10 @@
 //! `agentfleet`: the command-line face of the harness.
 //!
+//! - `e2e`: run the scenarios on a runtime (docker, kind, an existing cluster) and write reports;
+//! - `conform`: check a custom agent image against the agent contract, clause by clause;
 //! - `lint` and `netpol`: static fleet checks (the `agentfleet-lint` crate), seconds, no cluster;
+//! - `cluster`: kind lifecycle, dry-run plan and namespace sweep; `probe`: one connectivity probe
+//!   from the agents' position in a cluster (the reproduce command of the isolation check);
 //! - `sweep`: remove whatever an interrupted run left in Docker.
 //!
 //! Exit codes follow each command's documentation; anyhow is used only here, at the edge.
@@ -8,7 +12,10 @@
 use std::io::Write;
 use std::process::ExitCode;
 
+use agentfleet::cluster_cli::{self, ClusterArgs, ProbeArgs};
+use agentfleet::conform::{self, ConformArgs};
 use agentfleet::docker::Engine;
+use agentfleet::e2e::{self, E2eArgs};
 use agentfleet::sweep::{Sweep, sweep};
 use agentfleet_lint::cli::{LintArgs, NetpolArgs};
 use clap::{Parser, Subcommand};
@@ -22,11 +29,20 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the scenarios on a runtime, print the verdict table, write report.json, junit.xml and
+    /// one SVG timeline per scenario. Exit 0 when none failed, 1 when one did.
+    E2e(E2eArgs),
+    /// Run the agent contract against an image on the Docker runtime and report clause by clause.
+    Conform(ConformArgs),
     /// Check fleet manifests against the facts of KEDA, Jobs, PDBs and NetworkPolicy.
     /// Exit 0 clean, 1 findings at or above --fail-on, 2 usage or parse errors.
     Lint(LintArgs),
     /// Print the expected reachability truth table computed from the NetworkPolicies.
     Netpol(NetpolArgs),
+    /// kind cluster lifecycle (up, down), the dry-run plan, and sweeping scenario namespaces.
+    Cluster(ClusterArgs),
+    /// Probe one TCP target from a pod labelled like an agent (exit 0 reachable, 1 not).
+    Probe(ProbeArgs),
     /// Remove containers, networks and volumes left by agentfleet runs on this Docker engine.
     Sweep {
         /// Only the objects of this scope id (default: every scope; do not run while tests run).
@@ -45,6 +61,17 @@ fn main() -> ExitCode {
             ExitCode::from(agentfleet_lint::cli::run_netpol(&args, &mut std::io::stdout(), &mut std::io::stderr()))
         }
         Command::Sweep { scope } => report(block_on(run_sweep(scope))),
+        Command::E2e(args) => exit_code(block_on(e2e::run(&args))),
+        Command::Conform(args) => exit_code(block_on(conform::run(&args))),
+        Command::Cluster(args) => report(block_on(cluster_cli::run(&args, &mut std::io::stdout()))),
+        Command::Probe(args) => match block_on(cluster_cli::probe(&args, &mut std::io::stdout())) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(e) => {
+                eprintln!("agentfleet: {e:#}");
+                ExitCode::from(2)
+            }
+        },
     }
 }
 
@@ -69,6 +96,13 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
         .build()
         .expect("a tokio runtime starts")
         .block_on(future)
+}
+
+fn exit_code(result: anyhow::Result<ExitCode>) -> ExitCode {
+    result.unwrap_or_else(|e| {
+        eprintln!("agentfleet: {e:#}");
+        ExitCode::from(2)
+    })
 }
 
 fn report(result: anyhow::Result<()>) -> ExitCode {
