@@ -15,11 +15,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::cluster_cli::{ClusterArgs, ClusterCommand, PlanArgs, WorkspaceArgs};
 use crate::docker::Engine;
 use crate::images::Images;
 use crate::report;
 use crate::report::style::stdout_wants_colour;
-use crate::runtime::PodTemplate;
+use crate::runtime::kube::Flavour;
+use crate::runtime::{PodTemplate, Runtime};
 use crate::runtime::docker::DockerRuntime;
 use crate::scenario::{ScenarioId, ScenarioOutcome, Verdict};
 use crate::scenarios::{self, ScenarioOptions};
@@ -59,6 +61,15 @@ pub struct E2eArgs {
     /// terminal).
     #[arg(long)]
     pub quiet: bool,
+    /// kind cluster name (`--runtime kind`; `agentfleet cluster up` creates it).
+    #[arg(long, default_value = "agentfleet")]
+    pub kind_cluster: String,
+    /// kubeconfig context (`--runtime cluster`; default: the current context).
+    #[arg(long)]
+    pub context: Option<String>,
+    /// The manifests root (the directory holding base/, platform/, overlays/).
+    #[arg(long, default_value = "manifests")]
+    pub manifests: PathBuf,
 }
 
 /// The runtime chosen, and why (printed before anything runs).
@@ -203,7 +214,18 @@ fn selected(args: &E2eArgs) -> Vec<ScenarioId> {
 pub async fn run(args: &E2eArgs) -> anyhow::Result<ExitCode> {
     crate::tls::install_crypto_provider();
     let host = Host::probe().await;
-    let resolved = resolve(args.runtime, &host)?;
+    let resolved = match (args.dry_run, args.runtime) {
+        // A plan needs neither kind nor a cluster: it is how to see what they would get.
+        (true, RuntimeChoice::Kind) => Resolved {
+            runtime: ResolvedRuntime::Kind,
+            reason: "--runtime kind --dry-run".into(),
+        },
+        (true, RuntimeChoice::Cluster) => Resolved {
+            runtime: ResolvedRuntime::Cluster,
+            reason: "--runtime cluster --dry-run".into(),
+        },
+        (_, choice) => resolve(choice, &host)?,
+    };
     let scenarios = selected(args);
     eprintln!("runtime: {} ({})", resolved.runtime.name(), resolved.reason);
     if resolved.runtime == ResolvedRuntime::Docker {
@@ -211,6 +233,22 @@ pub async fn run(args: &E2eArgs) -> anyhow::Result<ExitCode> {
     }
     if args.dry_run {
         print!("{}", plan(&resolved, &scenarios));
+        if resolved.runtime != ResolvedRuntime::Docker {
+            // The cluster side of the plan: kind config, node image, images to load, every
+            // manifest object with the overlay applied, the scenarios' cluster steps.
+            let cluster_plan = ClusterArgs {
+                command: ClusterCommand::Plan(PlanArgs {
+                    workspace: WorkspaceArgs {
+                        workspace: args.manifests.join(".."),
+                        images: Vec::new(),
+                        node_image: None,
+                    },
+                    json: false,
+                }),
+            };
+            println!();
+            crate::cluster_cli::run(&cluster_plan, &mut std::io::stdout()).await?;
+        }
         return Ok(ExitCode::SUCCESS);
     }
     if args.keep && !keep_env_set() {
@@ -228,10 +266,20 @@ pub async fn run(args: &E2eArgs) -> anyhow::Result<ExitCode> {
                 .context("connecting to Docker")?;
             run_all(args, &runtime, &scenarios).await
         }
-        ResolvedRuntime::Kind | ResolvedRuntime::Cluster => bail!(
-            "the {} runtime is not implemented yet: see issue 5 (use --runtime docker meanwhile)",
-            resolved.runtime.name()
-        ),
+        ResolvedRuntime::Kind | ResolvedRuntime::Cluster => {
+            let flavour = match resolved.runtime {
+                ResolvedRuntime::Kind => Flavour::Kind { cluster: args.kind_cluster.clone() },
+                _ => Flavour::Cluster { context: args.context.clone().unwrap_or_default() },
+            };
+            let runtime = crate::cluster_cli::kube_runtime(flavour, &args.manifests).await?;
+            // Isolation results mean nothing on a CNI that fails open: the deny-all canary runs
+            // first, and egress_isolation stays off (network-isolation skipped) when it connects.
+            match runtime.verify_cni().await {
+                Ok(canary) => eprintln!("CNI canary: {canary:?}"),
+                Err(e) => eprintln!("CNI canary could not run ({e}); network-isolation will be skipped"),
+            }
+            run_all(args, &runtime, &scenarios).await
+        }
     }
 }
 
@@ -255,9 +303,9 @@ pub fn docker_skip_notice(scenarios: &[ScenarioId]) -> String {
     text
 }
 
-async fn run_all(
+async fn run_all<R: Runtime>(
     args: &E2eArgs,
-    runtime: &DockerRuntime,
+    runtime: &R,
     ids: &[ScenarioId],
 ) -> anyhow::Result<ExitCode> {
     let progress = Progress::new(args.quiet);
@@ -289,7 +337,7 @@ async fn run_all(
         "{}",
         report::table::render(&outcomes, stdout_wants_colour())
     );
-    let written = report::write_all(&args.report_dir, runtime_name(runtime), &outcomes)?;
+    let written = report::write_all(&args.report_dir, runtime.name(), &outcomes)?;
     eprintln!(
         "reports: {}, {}, {} timeline(s) in {}",
         file_name(&written.json),
@@ -314,11 +362,6 @@ async fn run_all(
     } else {
         ExitCode::SUCCESS
     })
-}
-
-fn runtime_name(runtime: &DockerRuntime) -> &str {
-    use crate::runtime::Runtime;
-    runtime.name()
 }
 
 fn file_name(path: &Path) -> String {

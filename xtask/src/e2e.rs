@@ -30,6 +30,14 @@ pub struct E2eArgs {
 pub fn run(args: &E2eArgs, progress: &Progress) -> Result<()> {
     if !args.dry_run {
         images::run(&ImagesArgs::all(), progress)?;
+        if args.runtime == "kind" {
+            // Boots the cluster, or reuses a running one of the same name, and loads the images.
+            progress.step("kind cluster up (KEDA, RabbitMQ, Prometheus, gateway)", || {
+                let mut up = cmd("cargo", ["run", "--locked", "--quiet", "--package", "agentfleet", "--bin", "agentfleet", "--", "cluster", "up"]);
+                up.current_dir(project_root());
+                exec(up)
+            })?;
+        }
     }
     let report_dir = project_root().join("target/agentfleet");
     let mut c = cmd("cargo", ["run", "--locked", "--quiet", "--package", "agentfleet", "--bin", "agentfleet", "--", "e2e"]);
@@ -38,7 +46,8 @@ pub fn run(args: &E2eArgs, progress: &Progress) -> Result<()> {
         c.args(["--scenario", s]);
     }
     if args.keep {
-        c.arg("--keep");
+        // The scopes read AGENTFLEET_KEEP when they are dropped; only a parent can set it.
+        c.arg("--keep").env("AGENTFLEET_KEEP", "1");
     }
     if args.dry_run {
         c.arg("--dry-run");
