@@ -675,6 +675,9 @@ mod tests {
             dry_run: true,
             report_dir: PathBuf::from("target/agentfleet"),
             quiet: true,
+            kind_cluster: "agentfleet".into(),
+            context: None,
+            manifests: PathBuf::from("manifests"),
         };
         assert_eq!(
             selected(&args),

@@ -67,10 +67,12 @@ pub fn junit(report: &ConformReport) -> String {
             let status = match c.status {
                 Status::Passed => CaseStatus::Passed,
                 Status::Failed => CaseStatus::Failed {
+                    kind: None,
                     message: first_line(&evidence),
                     body: evidence.clone(),
                 },
                 Status::Error => CaseStatus::Error {
+                    kind: None,
                     message: first_line(&evidence),
                     body: evidence.clone(),
                 },

@@ -21,7 +21,7 @@ pub enum DockerError {
     )]
     ImageMissing { image: String },
 
-    #[error("Docker refused to {action} `{object}`: {source}")]
+    #[error("Docker refused to {action} `{object}`: {source}{}", hint_for(source))]
     Api {
         action: &'static str,
         object: String,
@@ -107,5 +107,17 @@ impl DockerError {
                 ..
             }
         )
+    }
+}
+
+/// The fix for Docker refusals whose message alone does not say what to do.
+fn hint_for(source: &bollard::errors::Error) -> &'static str {
+    if source.to_string().contains("non-overlapping IPv4 address pool") {
+        // Each agentfleet scope makes two or three networks; the default pools hold about 30.
+        "\n  fix: Docker ran out of network address pools: remove leftovers with `agentfleet sweep`, \
+         or give dockerd a larger pool in /etc/docker/daemon.json, e.g. \
+         {\"default-address-pools\":[{\"base\":\"10.213.0.0/16\",\"size\":24}]}, and restart it"
+    } else {
+        ""
     }
 }

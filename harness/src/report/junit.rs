@@ -1,136 +1,13 @@
-//! A JUnit XML writer for the CI UIs (GitLab, Jenkins, GitHub test reporters): one
-//! `<testsuite>` with one `<testcase>` per scenario or contract clause. Hand-written because
-//! the subset CI tools read is tiny, and every text goes through [`escape`].
+//! The JUnit XML writer for the CI UIs: one `<testsuite>` with one `<testcase>` per scenario or
+//! contract clause. It is the lint crate's writer (the workspace has one), re-exported here so the
+//! harness' reports and the SVG timelines reach it by the same path as before.
 
-use std::fmt::Write as _;
-use std::time::Duration;
-
-/// One test case's outcome, in JUnit's terms.
-#[derive(Debug, Clone, PartialEq)]
-pub enum CaseStatus {
-    Passed,
-    /// `<failure message=...>body</failure>`.
-    Failed {
-        message: String,
-        body: String,
-    },
-    /// `<error message=...>body</error>`: the test could not run.
-    Error {
-        message: String,
-        body: String,
-    },
-    /// `<skipped message=.../>`.
-    Skipped {
-        message: String,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Case {
-    pub name: String,
-    pub classname: String,
-    pub time: Duration,
-    pub status: CaseStatus,
-    /// Extra output for `<system-out>` (evidence, figures).
-    pub system_out: String,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Suite {
-    pub name: String,
-    pub cases: Vec<Case>,
-}
-
-impl Suite {
-    /// The document, with an XML declaration, a `<testsuites>` root and its counts.
-    pub fn to_xml(&self) -> String {
-        let count = |f: fn(&CaseStatus) -> bool| self.cases.iter().filter(|c| f(&c.status)).count();
-        let failures = count(|s| matches!(s, CaseStatus::Failed { .. }));
-        let errors = count(|s| matches!(s, CaseStatus::Error { .. }));
-        let skipped = count(|s| matches!(s, CaseStatus::Skipped { .. }));
-        let time: f64 = self.cases.iter().map(|c| c.time.as_secs_f64()).sum();
-        let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        let _ = writeln!(
-            xml,
-            "<testsuites name=\"{name}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{time:.3}\">",
-            name = escape(&self.name),
-            tests = self.cases.len(),
-        );
-        let _ = writeln!(
-            xml,
-            "  <testsuite name=\"{name}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{time:.3}\">",
-            name = escape(&self.name),
-            tests = self.cases.len(),
-        );
-        for case in &self.cases {
-            let _ = write!(
-                xml,
-                "    <testcase name=\"{}\" classname=\"{}\" time=\"{:.3}\">",
-                escape(&case.name),
-                escape(&case.classname),
-                case.time.as_secs_f64()
-            );
-            match &case.status {
-                CaseStatus::Passed => {}
-                CaseStatus::Failed { message, body } => {
-                    let _ = write!(
-                        xml,
-                        "\n      <failure message=\"{}\">{}</failure>",
-                        escape(message),
-                        escape(body)
-                    );
-                }
-                CaseStatus::Error { message, body } => {
-                    let _ = write!(
-                        xml,
-                        "\n      <error message=\"{}\">{}</error>",
-                        escape(message),
-                        escape(body)
-                    );
-                }
-                CaseStatus::Skipped { message } => {
-                    let _ = write!(xml, "\n      <skipped message=\"{}\"/>", escape(message));
-                }
-            }
-            if !case.system_out.is_empty() {
-                let _ = write!(
-                    xml,
-                    "\n      <system-out>{}</system-out>",
-                    escape(&case.system_out)
-                );
-            }
-            if case.status != CaseStatus::Passed || !case.system_out.is_empty() {
-                xml.push_str("\n    ");
-            }
-            xml.push_str("</testcase>\n");
-        }
-        xml.push_str("  </testsuite>\n</testsuites>\n");
-        xml
-    }
-}
-
-/// Escapes text for an XML attribute or element. Characters XML 1.0 cannot carry at all
-/// (control characters other than tab, newline and carriage return, as found in raw container
-/// logs) become U+FFFD rather than making the document unreadable.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use agentfleet_lint::report::junit::{Case, CaseStatus, Suite, escape};
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::report::xml_check::assert_well_formed;
 
@@ -153,6 +30,7 @@ mod tests {
                 case(
                     "oom",
                     CaseStatus::Failed {
+                        kind: None,
                         message: "resumed from 0 < 3".into(),
                         body: "log <tail> & \"more\"\u{1b}[0m".into(),
                     },

@@ -121,6 +121,7 @@ pub fn junit_suite(runtime: &str, outcomes: &[ScenarioOutcome]) -> Suite {
             let status = match &o.verdict {
                 Verdict::Passed => CaseStatus::Passed,
                 Verdict::Failed { reasons } => CaseStatus::Failed {
+                    kind: None,
                     message: reasons.first().cloned().unwrap_or_else(|| "failed".into()),
                     body: reasons.join("\n"),
                 },

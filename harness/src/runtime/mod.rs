@@ -369,3 +369,15 @@ pub trait Session: Send + Sync {
     /// Removes everything the session created.
     fn close(self) -> impl Future<Output = Result<(), RuntimeError>> + Send;
 }
+
+/// Writes `events` as `runtime-events.json` in `dir`: every runtime leaves the same file among
+/// its artifacts, so whoever reads them need not know which runtime ran.
+pub(crate) async fn write_event_history(
+    dir: &Path,
+    events: &[RuntimeEvent],
+) -> Result<(), RuntimeError> {
+    let json = serde_json::to_string_pretty(events).unwrap_or_default();
+    tokio::fs::write(dir.join("runtime-events.json"), json)
+        .await
+        .map_err(|e| RuntimeError::Other(format!("writing artifacts to {}: {e}", dir.display())))
+}

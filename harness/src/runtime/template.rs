@@ -13,6 +13,7 @@ use std::time::Duration;
 use agentfleet_lint::fleet::Controller;
 use agentfleet_lint::model::{Object, Resource};
 use agentfleet_lint::{Fleet, quantity};
+use agentfleet_protocol::{Topology, env};
 use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -285,6 +286,23 @@ impl PodTemplate {
             egress,
             unmodelled,
         })
+    }
+
+    /// Queue names and delivery limit as the template's literal env declares them, with the
+    /// protocol's defaults for what it leaves out: both runtimes must talk to the queues the
+    /// agents will actually use.
+    pub fn topology(&self) -> Topology {
+        let literal = |name: &str| self.literal_env(name).map(str::to_owned);
+        let defaults = Topology::default();
+        Topology {
+            task_queue: literal(env::TASK_QUEUE).unwrap_or(defaults.task_queue),
+            result_queue: literal(env::RESULT_QUEUE).unwrap_or(defaults.result_queue),
+            dead_letter_queue: literal(env::DEAD_LETTER_QUEUE)
+                .unwrap_or(defaults.dead_letter_queue),
+            delivery_limit: literal(env::DELIVERY_LIMIT)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(defaults.delivery_limit),
+        }
     }
 
     /// The value of a literal env var, if the template sets one.

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use agentfleet_protocol::gateway::{FaultProfile, Latency};
 use agentfleet_protocol::{Task, TaskFaults};
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -12,6 +13,7 @@ use crate::queue::{Outcomes, QueueError};
 use crate::runtime::{AgentRef, Platform, RuntimeError, RuntimeEvent};
 use crate::scenario::LedgerSummary;
 use crate::services::ServiceError;
+use crate::services::prometheus::PrometheusApi;
 use crate::wait::{Probe, WaitTimeout, until};
 
 /// Why a scenario could not be carried out (as opposed to a check that failed).
@@ -29,6 +31,33 @@ pub enum ScenarioError {
     Wait(#[from] WaitTimeout),
     #[error("{0}")]
     Step(String),
+}
+
+/// A client for the session's Prometheus, for scenarios that judge by scraped counters; a
+/// session without one cannot run them.
+#[expect(
+    clippy::result_large_err,
+    reason = "ScenarioError is what every step returns; this one runs once per scenario"
+)]
+pub fn prometheus_api(platform: &Platform) -> Result<PrometheusApi, ScenarioError> {
+    let base = platform
+        .prometheus
+        .clone()
+        .ok_or_else(|| ScenarioError::Step("the session runs no Prometheus".into()))?;
+    Ok(PrometheusApi::new(base))
+}
+
+/// Sets the gateway to answer every call after a fixed `ms` and inject no other fault, so the
+/// LLM time of a task is known in advance.
+pub async fn fixed_llm_latency(platform: &Platform, ms: u64) -> Result<(), ScenarioError> {
+    platform
+        .gateway
+        .set_faults(&FaultProfile {
+            latency: Latency::Fixed { ms },
+            ..FaultProfile::default()
+        })
+        .await?;
+    Ok(())
 }
 
 /// A task with `steps` steps and the given faults.

@@ -12,7 +12,7 @@ use agentfleet_protocol::TaskFaults;
 
 use super::Findings;
 use super::common::{Books, SETTLE, ScenarioError, judge_ledger, task, wait_consumers};
-use crate::runtime::{AgentSet, Session};
+use crate::runtime::{AgentSet, ProbeOutcome, ProbeTarget, Session};
 
 const AGENTS: u32 = 2;
 const TASKS: u32 = 4;
@@ -35,14 +35,7 @@ pub async fn run<S: Session>(session: &S, findings: &mut Findings) -> Result<(),
     }
     let mut reached_allowed = 0;
     for target in &platform.reachable {
-        let probe = session.probe(target).await?;
-        findings.event(
-            "probe",
-            format!(
-                "{} {}:{} -> {}",
-                target.role, target.host, target.port, probe.detail
-            ),
-        );
+        let probe = probe_as_agent(session, findings, target).await?;
         findings.check(probe.connected, || {
             format!(
                 "the agents cannot reach the {} at {}:{}: {}",
@@ -53,14 +46,7 @@ pub async fn run<S: Session>(session: &S, findings: &mut Findings) -> Result<(),
     }
     let mut reached_forbidden = 0;
     for target in &platform.unreachable {
-        let probe = session.probe(target).await?;
-        findings.event(
-            "probe",
-            format!(
-                "{} {}:{} -> {}",
-                target.role, target.host, target.port, probe.detail
-            ),
-        );
+        let probe = probe_as_agent(session, findings, target).await?;
         findings.check(!probe.connected, || {
             format!(
                 "the agents reach the {} at {}:{}, which no policy allows",
@@ -109,4 +95,22 @@ pub async fn run<S: Session>(session: &S, findings: &mut Findings) -> Result<(),
         verdict.completed == TASKS as usize,
     );
     Ok(())
+}
+
+/// Probes `target` from the agents' position and records the outcome on the timeline, whichever
+/// way the check on it goes.
+async fn probe_as_agent<S: Session>(
+    session: &S,
+    findings: &mut Findings,
+    target: &ProbeTarget,
+) -> Result<ProbeOutcome, ScenarioError> {
+    let probe = session.probe(target).await?;
+    findings.event(
+        "probe",
+        format!(
+            "{} {}:{} -> {}",
+            target.role, target.host, target.port, probe.detail
+        ),
+    );
+    Ok(probe)
 }

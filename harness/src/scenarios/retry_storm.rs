@@ -25,14 +25,13 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use agentfleet_protocol::env;
-use agentfleet_protocol::gateway::{FaultProfile, Latency};
 
 use super::Findings;
 use super::common::{
-    Books, SETTLE, ScenarioError, judge_ledger, slow, task, unix_ms, wait_consumers,
+    Books, SETTLE, ScenarioError, fixed_llm_latency, judge_ledger, prometheus_api, slow, task,
+    unix_ms, wait_consumers,
 };
 use crate::runtime::{AgentSet, RuntimeEvent, Session};
-use crate::services::prometheus::PrometheusApi;
 use crate::wait::{Probe, until};
 
 const AGENTS: u32 = 20;
@@ -55,19 +54,8 @@ pub async fn run<S: Session>(
     without_backoff: bool,
 ) -> Result<(), ScenarioError> {
     let platform = session.platform();
-    let prometheus = PrometheusApi::new(
-        platform
-            .prometheus
-            .clone()
-            .ok_or_else(|| ScenarioError::Step("the session runs no Prometheus".into()))?,
-    );
-    platform
-        .gateway
-        .set_faults(&FaultProfile {
-            latency: Latency::Fixed { ms: LATENCY_MS },
-            ..FaultProfile::default()
-        })
-        .await?;
+    let prometheus = prometheus_api(platform)?;
+    fixed_llm_latency(platform, LATENCY_MS).await?;
     let mut set = AgentSet::new("storm", 0..AGENTS)
         .env(env::BACKOFF_BASE_MS, BACKOFF_BASE_MS)
         .env(env::BACKOFF_CAP_MS, BACKOFF_CAP_MS)

@@ -10,11 +10,13 @@
 use std::time::Duration;
 
 use agentfleet_protocol::TaskFaults;
-use agentfleet_protocol::gateway::{FaultProfile, Latency};
 use tokio::time::Instant;
 
 use super::Findings;
-use super::common::{Books, ScenarioError, judge_ledger, task, wait_consumers, wait_exits};
+use super::common::{
+    Books, ScenarioError, fixed_llm_latency, judge_ledger, prometheus_api, task, wait_consumers,
+    wait_exits,
+};
 use crate::runtime::{AgentRef, AgentSet, Session};
 use crate::services::prometheus::PrometheusApi;
 use crate::wait::{Probe, until};
@@ -30,19 +32,8 @@ const PHASE_TIMEOUT: Duration = Duration::from_secs(90);
 
 pub async fn run<S: Session>(session: &S, findings: &mut Findings) -> Result<(), ScenarioError> {
     let platform = session.platform();
-    let prometheus = PrometheusApi::new(
-        platform
-            .prometheus
-            .clone()
-            .ok_or_else(|| ScenarioError::Step("the session runs no Prometheus".into()))?,
-    );
-    platform
-        .gateway
-        .set_faults(&FaultProfile {
-            latency: Latency::Fixed { ms: LATENCY_MS },
-            ..FaultProfile::default()
-        })
-        .await?;
+    let prometheus = prometheus_api(platform)?;
+    fixed_llm_latency(platform, LATENCY_MS).await?;
     let mut books = Books::open(platform).await?;
     let one = phase(session, findings, &mut books, &prometheus, "one", &[0]).await?;
     let four = phase(

@@ -1,17 +1,16 @@
 //! The LLM gateway simulator in a container (`gateway:8080` for agents, a published port for the
 //! host) and a typed client for its admin API.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use agentfleet_protocol::gateway::{FaultProfile, RequestRecord};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{START_LOG_LINES, ServiceError, http_client};
+use super::{ServiceError, http_client, require_success, wait_ready};
 use crate::Scope;
 use crate::docker::{Container, ContainerSpec};
 use crate::metrics::{Metrics, scrape};
-use crate::wait::{Probe, until};
 
 /// DNS name of the gateway on the agents' network.
 pub const ALIAS: &str = "gateway";
@@ -65,42 +64,22 @@ impl Gateway {
     }
 
     async fn wait_ready(&self, timeout: Duration) -> Result<(), ServiceError> {
-        let started = Instant::now();
         let url = format!("{}/healthz", self.admin.base);
-        let outcome = until(
+        wait_ready(
+            "gateway",
+            &self.container,
             "the gateway's /healthz",
             timeout,
             Duration::from_millis(100),
             || async {
-                match self.container.status().await {
-                    Ok(status) if status.has_exited() => return Probe::Ready(Err(status)),
-                    Ok(_) => {}
-                    Err(e) => return Probe::NotYet(format!("cannot inspect the container: {e}")),
-                }
                 match self.admin.http.get(&url).send().await {
-                    Ok(r) if r.status().is_success() => Probe::Ready(Ok(())),
-                    Ok(r) => Probe::NotYet(format!("/healthz answered {}", r.status())),
-                    Err(e) => Probe::NotYet(e.to_string()),
+                    Ok(r) if r.status().is_success() => Ok(()),
+                    Ok(r) => Err(format!("/healthz answered {}", r.status())),
+                    Err(e) => Err(e.to_string()),
                 }
             },
         )
-        .await;
-        match outcome {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(status)) => Err(ServiceError::Exited {
-                service: "gateway",
-                container: self.container.name().to_owned(),
-                status,
-                logs: self.container.log_tail(START_LOG_LINES).await,
-            }),
-            Err(timeout) => Err(ServiceError::NotReady {
-                service: "gateway",
-                container: self.container.name().to_owned(),
-                waited: started.elapsed(),
-                last_error: timeout.last_seen,
-                logs: self.container.log_tail(START_LOG_LINES).await,
-            }),
-        }
+        .await
     }
 
     pub fn admin(&self) -> &GatewayAdmin {
@@ -211,17 +190,6 @@ impl GatewayAdmin {
             url: url.clone(),
             source,
         })?;
-        let status = response.status();
-        if !status.is_success() {
-            let body = response.text().await.unwrap_or_default();
-            return Err(ServiceError::Status {
-                service: "gateway",
-                method,
-                url,
-                status: status.as_u16(),
-                body,
-            });
-        }
-        Ok(response)
+        require_success("gateway", method, url, response).await
     }
 }

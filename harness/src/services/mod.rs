@@ -5,9 +5,11 @@ pub mod gateway;
 pub mod prometheus;
 pub mod rabbitmq;
 
+use std::future::Future;
 use std::time::Duration;
 
-use crate::docker::{ContainerStatus, DockerError};
+use crate::docker::{Container, ContainerStatus, DockerError};
+use crate::wait::{Probe, until};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -64,3 +66,90 @@ pub(crate) fn http_client() -> reqwest::Client {
 
 /// Lines of a service's log shown when it fails to start.
 pub(crate) const START_LOG_LINES: usize = 25;
+
+/// Waits until a freshly started service answers `probe`, checking every `interval` for up to
+/// `timeout`.
+///
+/// Each round first inspects the container, so a service that crashes on start fails at once
+/// with [`ServiceError::Exited`] instead of after the whole timeout; either failure carries the
+/// container's last log lines, which usually say why. `probe` says what it saw when the service
+/// is not ready yet (`Err`), and the last of those ends up in [`ServiceError::NotReady`].
+pub(crate) async fn wait_ready<F, Fut>(
+    service: &'static str,
+    container: &Container,
+    what: &str,
+    timeout: Duration,
+    interval: Duration,
+    mut probe: F,
+) -> Result<(), ServiceError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), String>>,
+{
+    let outcome = until(what, timeout, interval, || {
+        let attempt = probe();
+        async move {
+            match container.status().await {
+                Ok(status) if status.has_exited() => return Probe::Ready(Err(status)),
+                Ok(_) => {}
+                Err(e) => return Probe::NotYet(format!("cannot inspect the container: {e}")),
+            }
+            match attempt.await {
+                Ok(()) => Probe::Ready(Ok(())),
+                Err(seen) => Probe::NotYet(seen),
+            }
+        }
+    })
+    .await;
+    match outcome {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(status)) => Err(ServiceError::Exited {
+            service,
+            container: container.name().to_owned(),
+            status,
+            logs: container.log_tail(START_LOG_LINES).await,
+        }),
+        Err(timeout) => Err(ServiceError::NotReady {
+            service,
+            container: container.name().to_owned(),
+            waited: timeout.waited,
+            last_error: timeout.last_seen,
+            logs: container.log_tail(START_LOG_LINES).await,
+        }),
+    }
+}
+
+/// Passes a successful answer through and turns any other into [`ServiceError::Status`] with
+/// the body the service sent, which usually names the problem.
+pub(crate) async fn require_success(
+    service: &'static str,
+    method: &'static str,
+    url: String,
+    response: reqwest::Response,
+) -> Result<reqwest::Response, ServiceError> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let body = response.text().await.unwrap_or_default();
+    Err(ServiceError::Status {
+        service,
+        method,
+        url,
+        status: status.as_u16(),
+        body,
+    })
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters, for a value in a URL path or
+/// query string.
+pub(crate) fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

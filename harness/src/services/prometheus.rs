@@ -13,10 +13,9 @@ use bollard::models::ExecConfig;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use super::{START_LOG_LINES, ServiceError, http_client};
+use super::{ServiceError, http_client, percent_encode, wait_ready};
 use crate::Scope;
 use crate::docker::{Container, ContainerSpec, DockerError};
-use crate::wait::{Probe, until};
 
 pub const PORT: u16 = 9090;
 pub const ALIAS: &str = "prometheus";
@@ -99,15 +98,13 @@ impl Prometheus {
             api: PrometheusApi::new(format!("http://127.0.0.1:{port}")),
             container,
         };
-        let ready = until(
+        wait_ready(
+            "Prometheus",
+            &prometheus.container,
             "Prometheus /-/ready",
             timeout,
             Duration::from_millis(250),
             || async {
-                match prometheus.container.status().await {
-                    Ok(status) if status.has_exited() => return Probe::Ready(Err(status)),
-                    _ => {}
-                }
                 match prometheus
                     .api
                     .http
@@ -115,29 +112,14 @@ impl Prometheus {
                     .send()
                     .await
                 {
-                    Ok(r) if r.status().is_success() => Probe::Ready(Ok(())),
-                    Ok(r) => Probe::NotYet(format!("HTTP {}", r.status())),
-                    Err(e) => Probe::NotYet(e.to_string()),
+                    Ok(r) if r.status().is_success() => Ok(()),
+                    Ok(r) => Err(format!("HTTP {}", r.status())),
+                    Err(e) => Err(e.to_string()),
                 }
             },
         )
-        .await;
-        match ready {
-            Ok(Ok(())) => Ok(prometheus),
-            Ok(Err(status)) => Err(ServiceError::Exited {
-                service: "Prometheus",
-                container: prometheus.container.name().to_owned(),
-                status,
-                logs: prometheus.container.log_tail(START_LOG_LINES).await,
-            }),
-            Err(timeout) => Err(ServiceError::NotReady {
-                service: "Prometheus",
-                container: prometheus.container.name().to_owned(),
-                waited: timeout.waited,
-                last_error: timeout.last_seen,
-                logs: prometheus.container.log_tail(START_LOG_LINES).await,
-            }),
-        }
+        .await?;
+        Ok(prometheus)
     }
 
     pub fn api(&self) -> &PrometheusApi {
@@ -253,7 +235,7 @@ impl PrometheusApi {
         };
         let response = self
             .http
-            .get(format!("{url}?query={}", query_encode(promql)))
+            .get(format!("{url}?query={}", percent_encode(promql)))
             .send()
             .await
             .map_err(http_error)?;
@@ -298,18 +280,6 @@ impl PrometheusApi {
     }
 }
 
-/// Percent-encodes a query-string value (everything but unreserved characters).
-fn query_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,7 +300,7 @@ mod tests {
     #[test]
     fn promql_is_query_encoded() {
         assert_eq!(
-            query_encode(r#"sum(a{b="c"})"#),
+            percent_encode(r#"sum(a{b="c"})"#),
             "sum%28a%7Bb%3D%22c%22%7D%29"
         );
     }

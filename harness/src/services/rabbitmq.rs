@@ -1,16 +1,15 @@
 //! RabbitMQ in a container: reachable as `rabbitmq:5672` from the agents' network and through
 //! ports published on 127.0.0.1 from the host.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use agentfleet_protocol::Topology;
 use serde::Deserialize;
 
-use super::{START_LOG_LINES, ServiceError, http_client};
+use super::{ServiceError, http_client, percent_encode, require_success, wait_ready};
 use crate::Scope;
 use crate::docker::{Container, ContainerSpec};
 use crate::queue::QueueClient;
-use crate::wait::{Probe, until};
 
 /// DNS name of the broker on the agents' network.
 pub const ALIAS: &str = "rabbitmq";
@@ -74,43 +73,21 @@ impl RabbitMq {
 
     /// Retries an AMQP connection until one succeeds; fails early if the container stops.
     async fn wait_ready(&self, timeout: Duration) -> Result<(), ServiceError> {
-        let started = Instant::now();
-        let outcome = until(
+        wait_ready(
+            "RabbitMQ",
+            &self.container,
             "an AMQP connection to RabbitMQ",
             timeout,
             Duration::from_millis(250),
             || async {
-                match self.container.status().await {
-                    Ok(status) if status.has_exited() => return Probe::Ready(Err(status)),
-                    Ok(_) => {}
-                    Err(e) => return Probe::NotYet(format!("cannot inspect the container: {e}")),
-                }
-                match QueueClient::connect(&self.host_url, Topology::default()).await {
-                    Ok(client) => {
-                        let _ = client.close().await;
-                        Probe::Ready(Ok(()))
-                    }
-                    Err(e) => Probe::NotYet(e.to_string()),
-                }
+                let client = QueueClient::connect(&self.host_url, Topology::default())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let _ = client.close().await;
+                Ok(())
             },
         )
-        .await;
-        match outcome {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(status)) => Err(ServiceError::Exited {
-                service: "RabbitMQ",
-                container: self.container.name().to_owned(),
-                status,
-                logs: self.container.log_tail(START_LOG_LINES).await,
-            }),
-            Err(timeout) => Err(ServiceError::NotReady {
-                service: "RabbitMQ",
-                container: self.container.name().to_owned(),
-                waited: started.elapsed(),
-                last_error: timeout.last_seen,
-                logs: self.container.log_tail(START_LOG_LINES).await,
-            }),
-        }
+        .await
     }
 
     /// AMQP URL for the host side (credentials included: do not print it; see
@@ -191,17 +168,7 @@ impl Management {
                 url: url.clone(),
                 source,
             })?;
-        let status = response.status();
-        if !status.is_success() {
-            let body = response.text().await.unwrap_or_default();
-            return Err(ServiceError::Status {
-                service: "RabbitMQ management",
-                method: "PUT",
-                url,
-                status: status.as_u16(),
-                body,
-            });
-        }
+        require_success("RabbitMQ management", "PUT", url, response).await?;
         Ok(())
     }
 
@@ -220,29 +187,10 @@ impl Management {
             .send()
             .await
             .map_err(http_error)?;
-        let status = response.status();
-        if !status.is_success() {
-            let body = response.text().await.unwrap_or_default();
-            return Err(ServiceError::Status {
-                service: "RabbitMQ management",
-                method: "GET",
-                url,
-                status: status.as_u16(),
-                body,
-            });
-        }
-        response.json().await.map_err(http_error)
+        require_success("RabbitMQ management", "GET", url.clone(), response)
+            .await?
+            .json()
+            .await
+            .map_err(http_error)
     }
-}
-
-/// Percent-encodes everything but unreserved characters (for a user name in a URL path).
-fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

@@ -2,7 +2,7 @@
 
 mod human;
 mod json;
-mod junit;
+pub mod junit;
 mod sarif;
 
 use std::io::{self, Write};

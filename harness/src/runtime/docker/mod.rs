@@ -26,6 +26,7 @@ use crate::runtime::event_bus::EventBus;
 use crate::runtime::{
     AgentRef, AgentSet, AgentStatus, Capabilities, EvictOutcome, Platform, PodTemplate,
     ProbeOutcome, ProbeTarget, Runtime, RuntimeError, RuntimeEvent, Session, SessionSetup,
+    write_event_history,
 };
 use crate::scenario::ScenarioId;
 use crate::services::gateway::{self, Gateway};
@@ -569,11 +570,7 @@ impl Session for DockerSession {
         tokio::fs::write(dir.join("agents.json"), summary)
             .await
             .map_err(io)?;
-        let events = serde_json::to_string_pretty(&self.bus.history()).unwrap_or_default();
-        tokio::fs::write(dir.join("runtime-events.json"), events)
-            .await
-            .map_err(io)?;
-        Ok(())
+        write_event_history(dir, &self.bus.history()).await
     }
 
     async fn close(self) -> Result<(), RuntimeError> {

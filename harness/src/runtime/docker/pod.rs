@@ -115,16 +115,7 @@ pub fn translate(pod: &PodTemplate, image_override: Option<&str>) -> DockerPod {
     for field in &pod.unmodelled {
         warnings.push(format!("not honoured by the Docker runtime: {field}"));
     }
-    let literal = |name: &str| pod.literal_env(name).map(str::to_owned);
-    let defaults = Topology::default();
-    let topology = Topology {
-        task_queue: literal(env::TASK_QUEUE).unwrap_or(defaults.task_queue),
-        result_queue: literal(env::RESULT_QUEUE).unwrap_or(defaults.result_queue),
-        dead_letter_queue: literal(env::DEAD_LETTER_QUEUE).unwrap_or(defaults.dead_letter_queue),
-        delivery_limit: literal(env::DELIVERY_LIMIT)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(defaults.delivery_limit),
-    };
+    let topology = pod.topology();
     let tmpfs = pod
         .scratch_mounts
         .iter()

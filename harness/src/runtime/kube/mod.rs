@@ -30,7 +30,7 @@ use agentfleet_cluster::checks::netpol::{self, Canary};
 use agentfleet_cluster::namespace::{LiveNamespaces, ScenarioNamespace};
 use agentfleet_cluster::probe::{self as cluster_probe, ProbeSpec};
 use agentfleet_cluster::{artifacts, events::cluster_events, keda, kustomize};
-use agentfleet_protocol::{Topology, env};
+use agentfleet_protocol::env;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use k8s_openapi::api::batch::v1::Job;
@@ -45,6 +45,7 @@ use crate::runtime::template::{EnvSource, REFERENCE_JOB};
 use crate::runtime::{
     AgentRef, AgentSet, AgentStatus, Capabilities, EvictOutcome, Platform, PodTemplate,
     ProbeOutcome, ProbeTarget, Runtime, RuntimeError, RuntimeEvent, Session, SessionSetup,
+    write_event_history,
 };
 use crate::scenario::ScenarioId;
 use crate::services::gateway::GatewayAdmin;
@@ -246,20 +247,6 @@ impl Drop for WatchTask {
     }
 }
 
-/// Queue names and delivery limit as the template's literal env declares them.
-fn topology_of(template: &PodTemplate) -> Topology {
-    let literal = |name: &str| template.literal_env(name).map(str::to_owned);
-    let defaults = Topology::default();
-    Topology {
-        task_queue: literal(env::TASK_QUEUE).unwrap_or(defaults.task_queue),
-        result_queue: literal(env::RESULT_QUEUE).unwrap_or(defaults.result_queue),
-        dead_letter_queue: literal(env::DEAD_LETTER_QUEUE).unwrap_or(defaults.dead_letter_queue),
-        delivery_limit: literal(env::DELIVERY_LIMIT)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(defaults.delivery_limit),
-    }
-}
-
 /// The broker URL the agents get from the Secret (it holds a password: never printed).
 fn broker_url(template: &PodTemplate) -> Result<String, RuntimeError> {
     template
@@ -362,7 +349,7 @@ impl KubeSession {
                 template.origin
             ))
         })?;
-        let queue = QueueClient::connect(&host_url, topology_of(&template))
+        let queue = QueueClient::connect(&host_url, template.topology())
             .await
             .map_err(|e| setup("queue client")(e.to_string()))?;
         queue
@@ -554,12 +541,7 @@ impl Session for KubeSession {
                 "some artifacts could not be collected; see problems.txt"
             );
         }
-        let events = serde_json::to_string_pretty(&self.bus.history()).unwrap_or_default();
-        tokio::fs::write(dir.join("runtime-events.json"), events)
-            .await
-            .map_err(|e| {
-                RuntimeError::Other(format!("writing artifacts to {}: {e}", dir.display()))
-            })
+        write_event_history(dir, &self.bus.history()).await
     }
 
     async fn close(mut self) -> Result<(), RuntimeError> {
