@@ -255,21 +255,13 @@ impl DeliveryHandler<'_> {
         let properties = BasicProperties::default()
             .with_message_id(ShortString::from(result.task_id.as_str()))
             .with_content_type(ShortString::from("application/json"));
-        match broker
-            .publish_confirmed(&broker.topology().result_queue, &body, properties)
-            .await
+        let queue = &broker.topology().result_queue;
+        if let Some(refused) = self
+            .publish_then_ack(broker, delivery, queue, &body, properties, "result")
+            .await?
         {
-            Ok(()) => {}
-            Err(error) if error.is_message_refused() => {
-                warn!(error = %error, "result not accepted by the broker; requeueing the task");
-                return self.requeue(delivery).await;
-            }
-            Err(error) => return Err(error),
+            return Ok(refused);
         }
-        delivery
-            .ack(BasicAckOptions::default())
-            .await
-            .map_err(amqp("basic.ack"))?;
         self.forget_checkpoint(&result.task_id).await;
         let metrics = self.steps.metrics;
         let took = started.elapsed();
@@ -298,18 +290,45 @@ impl DeliveryHandler<'_> {
         let headers = dead_letter_headers(delivery.properties.headers().as_ref(), reason, detail);
         // The original properties, message_id included, so the ledger can match the letter.
         let properties = delivery.properties.clone().with_headers(headers);
-        match broker
-            .publish_confirmed(
-                &broker.topology().dead_letter_queue,
+        let queue = &broker.topology().dead_letter_queue;
+        if let Some(refused) = self
+            .publish_then_ack(
+                broker,
+                delivery,
+                queue,
                 &delivery.data,
                 properties,
+                "dead letter",
             )
-            .await
+            .await?
         {
+            return Ok(refused);
+        }
+        if let Some(id) = task_id {
+            self.forget_checkpoint(id).await;
+        }
+        self.steps.metrics.task_finished(TaskStatus::DeadLettered);
+        info!(reason = reason.as_str(), "task dead-lettered and acked");
+        Ok(Handled::Finished(TaskStatus::DeadLettered))
+    }
+
+    /// The contract's ordering in one place: publish `body` to `queue`, wait for the broker's
+    /// confirm, and only then ack the task. A message the broker refuses requeues the task
+    /// instead (returned as `Some`); a lost connection is an error and the broker redelivers.
+    async fn publish_then_ack(
+        &self,
+        broker: &Broker,
+        delivery: &Delivery,
+        queue: &str,
+        body: &[u8],
+        properties: BasicProperties,
+        what: &'static str,
+    ) -> Result<Option<Handled>, BrokerError> {
+        match broker.publish_confirmed(queue, body, properties).await {
             Ok(()) => {}
             Err(error) if error.is_message_refused() => {
-                warn!(error = %error, "dead letter not accepted by the broker; requeueing the task");
-                return self.requeue(delivery).await;
+                warn!(error = %error, what, "not accepted by the broker; requeueing the task");
+                return self.requeue(delivery).await.map(Some);
             }
             Err(error) => return Err(error),
         }
@@ -317,12 +336,7 @@ impl DeliveryHandler<'_> {
             .ack(BasicAckOptions::default())
             .await
             .map_err(amqp("basic.ack"))?;
-        if let Some(id) = task_id {
-            self.forget_checkpoint(id).await;
-        }
-        self.steps.metrics.task_finished(TaskStatus::DeadLettered);
-        info!(reason = reason.as_str(), "task dead-lettered and acked");
-        Ok(Handled::Finished(TaskStatus::DeadLettered))
+        Ok(None)
     }
 
     /// Nack with requeue: the broker redelivers the task and counts the delivery.
