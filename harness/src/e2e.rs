@@ -20,9 +20,9 @@ use crate::docker::Engine;
 use crate::images::Images;
 use crate::report;
 use crate::report::style::stdout_wants_colour;
+use crate::runtime::docker::DockerRuntime;
 use crate::runtime::kube::Flavour;
 use crate::runtime::{PodTemplate, Runtime};
-use crate::runtime::docker::DockerRuntime;
 use crate::scenario::{ScenarioId, ScenarioOutcome, Verdict};
 use crate::scenarios::{self, ScenarioOptions};
 use crate::scope::KEEP_ENV;
@@ -268,15 +268,21 @@ pub async fn run(args: &E2eArgs) -> anyhow::Result<ExitCode> {
         }
         ResolvedRuntime::Kind | ResolvedRuntime::Cluster => {
             let flavour = match resolved.runtime {
-                ResolvedRuntime::Kind => Flavour::Kind { cluster: args.kind_cluster.clone() },
-                _ => Flavour::Cluster { context: args.context.clone().unwrap_or_default() },
+                ResolvedRuntime::Kind => Flavour::Kind {
+                    cluster: args.kind_cluster.clone(),
+                },
+                _ => Flavour::Cluster {
+                    context: args.context.clone().unwrap_or_default(),
+                },
             };
             let runtime = crate::cluster_cli::kube_runtime(flavour, &args.manifests).await?;
             // Isolation results mean nothing on a CNI that fails open: the deny-all canary runs
             // first, and egress_isolation stays off (network-isolation skipped) when it connects.
             match runtime.verify_cni().await {
                 Ok(canary) => eprintln!("CNI canary: {canary:?}"),
-                Err(e) => eprintln!("CNI canary could not run ({e}); network-isolation will be skipped"),
+                Err(e) => {
+                    eprintln!("CNI canary could not run ({e}); network-isolation will be skipped")
+                }
             }
             run_all(args, &runtime, &scenarios).await
         }

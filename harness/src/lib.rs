@@ -31,10 +31,10 @@ pub mod tls;
 pub mod wait;
 
 pub use scope::Scope;
+pub mod conform;
+pub mod e2e;
+pub mod report;
 pub mod runtime;
 pub mod scenario;
 pub mod scenarios;
 pub mod timeline;
-pub mod conform;
-pub mod report;
-pub mod e2e;

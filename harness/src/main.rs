@@ -21,7 +21,11 @@ use agentfleet_lint::cli::{LintArgs, NetpolArgs};
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "agentfleet", version, about = "End-to-end tests and conformance for AI-agent fleets on Kubernetes")]
+#[command(
+    name = "agentfleet",
+    version,
+    about = "End-to-end tests and conformance for AI-agent fleets on Kubernetes"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -54,12 +58,16 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Lint(args) => {
-            ExitCode::from(agentfleet_lint::cli::run_lint(&args, &mut std::io::stdout(), &mut std::io::stderr()))
-        }
-        Command::Netpol(args) => {
-            ExitCode::from(agentfleet_lint::cli::run_netpol(&args, &mut std::io::stdout(), &mut std::io::stderr()))
-        }
+        Command::Lint(args) => ExitCode::from(agentfleet_lint::cli::run_lint(
+            &args,
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        )),
+        Command::Netpol(args) => ExitCode::from(agentfleet_lint::cli::run_netpol(
+            &args,
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        )),
         Command::Sweep { scope } => report(block_on(run_sweep(scope))),
         Command::E2e(args) => exit_code(block_on(e2e::run(&args))),
         Command::Conform(args) => exit_code(block_on(conform::run(&args))),

@@ -140,6 +140,15 @@ impl LedgerSummary {
     }
 }
 
+/// The result of one cluster-only check (KEDA formula, disruption budget, rollout,
+/// NetworkPolicy matrix). A runtime without a cluster records it as skipped, with the reason.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckOutcome {
+    pub name: String,
+    #[serde(flatten)]
+    pub verdict: agentfleet_cluster::checks::Verdict,
+}
+
 /// Everything one scenario run produced.
 #[derive(Debug, Clone, Serialize)]
 pub struct ScenarioOutcome {
@@ -152,6 +161,8 @@ pub struct ScenarioOutcome {
     /// can tell a slow harness from a scenario that is slow by design.
     pub waiting_by_design: Duration,
     pub figures: Vec<Figure>,
+    /// Cluster-only checks, passed, failed or skipped.
+    pub checks: Vec<CheckOutcome>,
     /// Pod-spec fields the runtime could not honour, and other caveats; never silently dropped.
     pub warnings: Vec<String>,
     pub ledger: Option<LedgerSummary>,

@@ -88,10 +88,18 @@ impl Outage {
 pub enum Latency {
     #[default]
     None,
-    Fixed { ms: u64 },
-    Uniform { min_ms: u64, max_ms: u64 },
+    Fixed {
+        ms: u64,
+    },
+    Uniform {
+        min_ms: u64,
+        max_ms: u64,
+    },
     /// Exponential with this mean, capped at `max_ms`: a long-tailed LLM.
-    Exponential { mean_ms: u64, max_ms: u64 },
+    Exponential {
+        mean_ms: u64,
+        max_ms: u64,
+    },
 }
 
 /// One line of the gateway's request log (`GET /admin/requests`, JSON array, oldest first).

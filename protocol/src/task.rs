@@ -58,10 +58,15 @@ impl TaskFaults {
 /// Why a task is malformed; returned by [`Task::parse`].
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
-    #[error("task body is not valid JSON for a task: {0} (expected fields: id, model, prompt, steps, optional faults)")]
+    #[error(
+        "task body is not valid JSON for a task: {0} (expected fields: id, model, prompt, steps, optional faults)"
+    )]
     Json(#[from] serde_json::Error),
     #[error("task field `{field}` is invalid: {problem}")]
-    Field { field: &'static str, problem: String },
+    Field {
+        field: &'static str,
+        problem: String,
+    },
 }
 
 impl Task {
@@ -73,12 +78,22 @@ impl Task {
     }
 
     pub fn validate(&self) -> Result<(), TaskError> {
-        let field = |field, problem: &str| TaskError::Field { field, problem: problem.to_owned() };
+        let field = |field, problem: &str| TaskError::Field {
+            field,
+            problem: problem.to_owned(),
+        };
         if self.id.is_empty() || self.id.len() > 200 {
             return Err(field("id", "must be 1..=200 characters"));
         }
-        if !self.id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
-            return Err(field("id", "may only contain ASCII letters, digits, '-', '_' and '.' (it names the checkpoint file)"));
+        if !self
+            .id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(field(
+                "id",
+                "may only contain ASCII letters, digits, '-', '_' and '.' (it names the checkpoint file)",
+            ));
         }
         if self.id.starts_with('.') {
             return Err(field("id", "must not start with '.'"));
@@ -173,7 +188,9 @@ mod tests {
 
     #[test]
     fn rejects_unknown_fields_and_bad_ids() {
-        assert!(Task::parse(br#"{"id":"t","model":"m","prompt":"p","steps":1,"stepz":2}"#).is_err());
+        assert!(
+            Task::parse(br#"{"id":"t","model":"m","prompt":"p","steps":1,"stepz":2}"#).is_err()
+        );
         let err = Task::parse(br#"{"id":"../x","model":"m","prompt":"p","steps":1}"#).unwrap_err();
         assert!(err.to_string().contains("`id`"), "{err}");
         let err = Task::parse(br#"{"id":"a","model":"m","prompt":"p","steps":0}"#).unwrap_err();

@@ -49,9 +49,15 @@ impl Topology {
     pub fn task_queue_args(&self) -> Vec<(&'static str, ArgValue)> {
         vec![
             ("x-queue-type", ArgValue::Str("quorum".into())),
-            ("x-delivery-limit", ArgValue::Int(i64::from(self.delivery_limit))),
+            (
+                "x-delivery-limit",
+                ArgValue::Int(i64::from(self.delivery_limit)),
+            ),
             ("x-dead-letter-exchange", ArgValue::Str(String::new())),
-            ("x-dead-letter-routing-key", ArgValue::Str(self.dead_letter_queue.clone())),
+            (
+                "x-dead-letter-routing-key",
+                ArgValue::Str(self.dead_letter_queue.clone()),
+            ),
         ]
     }
 

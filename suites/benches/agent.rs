@@ -41,7 +41,10 @@ async fn measure(stack: &mut Stack) -> Result<()> {
             break;
         }
         if Instant::now() > deadline {
-            bail!("the agent was not ready within 30 s:\n{}", agent.container().log_tail(20).await);
+            bail!(
+                "the agent was not ready within 30 s:\n{}",
+                agent.container().log_tail(20).await
+            );
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -49,7 +52,10 @@ async fn measure(stack: &mut Stack) -> Result<()> {
 
     let stats = engine
         .raw()
-        .stats(agent.container().id(), Some(StatsOptionsBuilder::default().stream(false).build()))
+        .stats(
+            agent.container().id(),
+            Some(StatsOptionsBuilder::default().stream(false).build()),
+        )
         .next()
         .await
         .context("no stats from Docker")??;
@@ -77,12 +83,24 @@ async fn measure(stack: &mut Stack) -> Result<()> {
     let verdict = stack.wait_accounted(Duration::from_secs(300)).await?;
     let elapsed = t0.elapsed();
     if verdict.completed != TASKS {
-        bail!("only {} of {TASKS} tasks completed: {verdict:?}", verdict.completed);
+        bail!(
+            "only {} of {TASKS} tasks completed: {verdict:?}",
+            verdict.completed
+        );
     }
 
-    println!("agent image size        {size_mib:>8.1} MiB  ({})", stack.images.agent);
-    println!("start-up to ready       {:>8.0} ms   (container start -> /readyz 200)", ready_after.as_secs_f64() * 1e3);
-    println!("idle RSS                {:>8.1} MiB  (cgroup rss, ready and idle)", rss as f64 / (1024.0 * 1024.0));
+    println!(
+        "agent image size        {size_mib:>8.1} MiB  ({})",
+        stack.images.agent
+    );
+    println!(
+        "start-up to ready       {:>8.0} ms   (container start -> /readyz 200)",
+        ready_after.as_secs_f64() * 1e3
+    );
+    println!(
+        "idle RSS                {:>8.1} MiB  (cgroup rss, ready and idle)",
+        rss as f64 / (1024.0 * 1024.0)
+    );
     println!(
         "throughput              {:>8.1} tasks/s ({TASKS} one-step tasks, 1 agent, zero-latency gateway, {:.1} s)",
         TASKS as f64 / elapsed.as_secs_f64(),

@@ -18,14 +18,34 @@ pub struct BenchArgs {
 pub fn run(args: &BenchArgs, progress: &Progress) -> Result<()> {
     match args.which.as_str() {
         "lint" => progress.step("lint throughput on 10,000 generated manifests", || {
-            let mut c = cmd("cargo", ["bench", "--locked", "-p", "agentfleet-lint", "--bench", "throughput"]);
+            let mut c = cmd(
+                "cargo",
+                [
+                    "bench",
+                    "--locked",
+                    "-p",
+                    "agentfleet-lint",
+                    "--bench",
+                    "throughput",
+                ],
+            );
             c.current_dir(project_root());
             exec(c)
         }),
         "agent" => {
             images::run(&ImagesArgs::all(), progress)?;
             progress.step("reference agent figures (real image, real broker)", || {
-                let mut c = cmd("cargo", ["bench", "--locked", "-p", "agentfleet-suites", "--bench", "agent"]);
+                let mut c = cmd(
+                    "cargo",
+                    [
+                        "bench",
+                        "--locked",
+                        "-p",
+                        "agentfleet-suites",
+                        "--bench",
+                        "agent",
+                    ],
+                );
                 c.current_dir(project_root());
                 exec(c)
             })

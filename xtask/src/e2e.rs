@@ -32,16 +32,48 @@ pub fn run(args: &E2eArgs, progress: &Progress) -> Result<()> {
         images::run(&ImagesArgs::all(), progress)?;
         if args.runtime == "kind" {
             // Boots the cluster, or reuses a running one of the same name, and loads the images.
-            progress.step("kind cluster up (KEDA, RabbitMQ, Prometheus, gateway)", || {
-                let mut up = cmd("cargo", ["run", "--locked", "--quiet", "--package", "agentfleet", "--bin", "agentfleet", "--", "cluster", "up"]);
-                up.current_dir(project_root());
-                exec(up)
-            })?;
+            progress.step(
+                "kind cluster up (KEDA, RabbitMQ, Prometheus, gateway)",
+                || {
+                    let mut up = cmd(
+                        "cargo",
+                        [
+                            "run",
+                            "--locked",
+                            "--quiet",
+                            "--package",
+                            "agentfleet",
+                            "--bin",
+                            "agentfleet",
+                            "--",
+                            "cluster",
+                            "up",
+                        ],
+                    );
+                    up.current_dir(project_root());
+                    exec(up)
+                },
+            )?;
         }
     }
     let report_dir = project_root().join("target/agentfleet");
-    let mut c = cmd("cargo", ["run", "--locked", "--quiet", "--package", "agentfleet", "--bin", "agentfleet", "--", "e2e"]);
-    c.args(["--runtime", &args.runtime]).arg("--report-dir").arg(&report_dir);
+    let mut c = cmd(
+        "cargo",
+        [
+            "run",
+            "--locked",
+            "--quiet",
+            "--package",
+            "agentfleet",
+            "--bin",
+            "agentfleet",
+            "--",
+            "e2e",
+        ],
+    );
+    c.args(["--runtime", &args.runtime])
+        .arg("--report-dir")
+        .arg(&report_dir);
     for s in &args.scenarios {
         c.args(["--scenario", s]);
     }

@@ -45,7 +45,10 @@ pub struct ImagesArgs {
 #[derive(Debug, Clone, Copy)]
 enum Recipe {
     /// A workspace binary, statically linked, alone in a scratch image.
-    StaticBinary { package: &'static str, bin: &'static str },
+    StaticBinary {
+        package: &'static str,
+        bin: &'static str,
+    },
     /// An upstream image when pullable, else Debian's package on the debootstrap base.
     Platform { fallback_dockerfile: &'static str },
     /// The agent image plus a Dockerfile of settings: conformance fixtures that break a clause.
@@ -86,25 +89,75 @@ CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prome
 
 /// The images, in build order. Tags of platform images pin the upstream version.
 const IMAGES: &[Image] = &[
-    Image { name: "agent", tag: VERSION, recipe: Recipe::StaticBinary { package: "agentfleet-agent", bin: "agent" } },
-    Image { name: "gateway", tag: VERSION, recipe: Recipe::StaticBinary { package: "agentfleet-gateway", bin: "gateway" } },
-    Image { name: "rabbitmq", tag: "3.10.8", recipe: Recipe::Platform { fallback_dockerfile: RABBITMQ_FALLBACK } },
-    Image { name: "prometheus", tag: "2.42.0", recipe: Recipe::Platform { fallback_dockerfile: PROMETHEUS_FALLBACK } },
-    Image { name: "conform-exit-zero-on-sigterm", tag: VERSION, recipe: Recipe::OnAgent },
-    Image { name: "conform-checkpoint-only-on-sigterm", tag: VERSION, recipe: Recipe::OnAgent },
-    Image { name: "conform-no-metrics", tag: VERSION, recipe: Recipe::OnAgent },
-    Image { name: "conform-retry-without-backoff", tag: VERSION, recipe: Recipe::OnAgent },
+    Image {
+        name: "agent",
+        tag: VERSION,
+        recipe: Recipe::StaticBinary {
+            package: "agentfleet-agent",
+            bin: "agent",
+        },
+    },
+    Image {
+        name: "gateway",
+        tag: VERSION,
+        recipe: Recipe::StaticBinary {
+            package: "agentfleet-gateway",
+            bin: "gateway",
+        },
+    },
+    Image {
+        name: "rabbitmq",
+        tag: "3.10.8",
+        recipe: Recipe::Platform {
+            fallback_dockerfile: RABBITMQ_FALLBACK,
+        },
+    },
+    Image {
+        name: "prometheus",
+        tag: "2.42.0",
+        recipe: Recipe::Platform {
+            fallback_dockerfile: PROMETHEUS_FALLBACK,
+        },
+    },
+    Image {
+        name: "conform-exit-zero-on-sigterm",
+        tag: VERSION,
+        recipe: Recipe::OnAgent,
+    },
+    Image {
+        name: "conform-checkpoint-only-on-sigterm",
+        tag: VERSION,
+        recipe: Recipe::OnAgent,
+    },
+    Image {
+        name: "conform-no-metrics",
+        tag: VERSION,
+        recipe: Recipe::OnAgent,
+    },
+    Image {
+        name: "conform-retry-without-backoff",
+        tag: VERSION,
+        recipe: Recipe::OnAgent,
+    },
 ];
 
 /// The reference (`agentfleet/NAME:TAG`) of one image.
 pub fn reference(name: &str) -> String {
-    IMAGES.iter().find(|i| i.name == name).map(Image::reference).expect("a known image name")
+    IMAGES
+        .iter()
+        .find(|i| i.name == name)
+        .map(Image::reference)
+        .expect("a known image name")
 }
 
 impl ImagesArgs {
     /// Every image, rebuilt only when changed.
     pub fn all() -> ImagesArgs {
-        ImagesArgs { only: Vec::new(), force: false, offline: std::env::var_os("AGENTFLEET_OFFLINE").is_some() }
+        ImagesArgs {
+            only: Vec::new(),
+            force: false,
+            offline: std::env::var_os("AGENTFLEET_OFFLINE").is_some(),
+        }
     }
 }
 
@@ -112,7 +165,10 @@ pub fn run(args: &ImagesArgs, progress: &Progress) -> Result<()> {
     for name in &args.only {
         if !IMAGES.iter().any(|i| i.name == name) {
             let known: Vec<_> = IMAGES.iter().map(|i| i.name).collect();
-            bail!("unknown image `{name}` in --only; known images: {}", known.join(", "));
+            bail!(
+                "unknown image `{name}` in --only; known images: {}",
+                known.join(", ")
+            );
         }
     }
     let selected: Vec<Image> = IMAGES
@@ -130,7 +186,9 @@ pub fn run(args: &ImagesArgs, progress: &Progress) -> Result<()> {
         })
         .collect();
     if !statics.is_empty() {
-        progress.step("build static musl binaries", || build_static_binaries(&statics))?;
+        progress.step("build static musl binaries", || {
+            build_static_binaries(&statics)
+        })?;
     }
     for image in &selected {
         let context = stage_context(image)?;
@@ -139,11 +197,22 @@ pub fn run(args: &ImagesArgs, progress: &Progress) -> Result<()> {
             progress.note(&format!("{} is up to date", image.reference()));
             continue;
         }
-        progress.step(&format!("build {}", image.reference()), || match image.recipe {
-            Recipe::StaticBinary { .. } => docker_build(&context, &image.reference(), &hash, None),
-            Recipe::OnAgent => docker_build(&context, &image.reference(), &hash, None),
-            Recipe::Platform { fallback_dockerfile } => {
-                build_platform(image, &context, &hash, fallback_dockerfile, args.offline, progress)
+        progress.step(&format!("build {}", image.reference()), || {
+            match image.recipe {
+                Recipe::StaticBinary { .. } => {
+                    docker_build(&context, &image.reference(), &hash, None)
+                }
+                Recipe::OnAgent => docker_build(&context, &image.reference(), &hash, None),
+                Recipe::Platform {
+                    fallback_dockerfile,
+                } => build_platform(
+                    image,
+                    &context,
+                    &hash,
+                    fallback_dockerfile,
+                    args.offline,
+                    progress,
+                ),
             }
         })?;
     }
@@ -153,9 +222,14 @@ pub fn run(args: &ImagesArgs, progress: &Progress) -> Result<()> {
 /// Fails early, with the fix, when no Docker daemon answers.
 pub fn preflight_docker() -> Result<()> {
     if !on_path("docker") {
-        bail!("the `docker` CLI is not installed: `apt-get install docker.io` (then start `dockerd`)");
+        bail!(
+            "the `docker` CLI is not installed: `apt-get install docker.io` (then start `dockerd`)"
+        );
     }
-    if !succeeds(cmd("docker", ["version", "--format", "{{.Server.APIVersion}}"])) {
+    if !succeeds(cmd(
+        "docker",
+        ["version", "--format", "{{.Server.APIVersion}}"],
+    )) {
         bail!(
             "no Docker daemon answers at {}: start it (`dockerd &` as root, or `systemctl start docker`) or set DOCKER_HOST",
             std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
@@ -165,7 +239,10 @@ pub fn preflight_docker() -> Result<()> {
 }
 
 fn build_static_binaries(statics: &[(&str, &str)]) -> Result<()> {
-    let mut c = cmd("cargo", ["build", "--release", "--locked", "--target", MUSL_TARGET]);
+    let mut c = cmd(
+        "cargo",
+        ["build", "--release", "--locked", "--target", MUSL_TARGET],
+    );
     for (package, _) in statics {
         c.args(["--package", package]);
     }
@@ -177,7 +254,9 @@ fn build_static_binaries(statics: &[(&str, &str)]) -> Result<()> {
 }
 
 fn staging_dir(image: &Image) -> PathBuf {
-    project_root().join("target/agentfleet/images").join(image.name)
+    project_root()
+        .join("target/agentfleet/images")
+        .join(image.name)
 }
 
 /// Copies everything the image's build needs into one directory, so its hash is the build's.
@@ -195,15 +274,28 @@ fn stage_context(image: &Image) -> Result<PathBuf> {
     if let Recipe::OnAgent = image.recipe {
         // The agent's image id is part of the context, so a rebuilt agent rebuilds its fixtures.
         let agent = reference("agent");
-        let id = output(cmd("docker", ["image", "inspect", "--format", "{{.Id}}", &agent]))
-            .with_context(|| format!("{agent} must be built before the conformance fixtures on it"))?;
+        let id = output(cmd(
+            "docker",
+            ["image", "inspect", "--format", "{{.Id}}", &agent],
+        ))
+        .with_context(|| format!("{agent} must be built before the conformance fixtures on it"))?;
         fs::write(dir.join("agent-image-id"), id.trim())?;
         let dockerfile = dir.join("Dockerfile");
         let text = fs::read_to_string(&dockerfile)?;
-        fs::write(&dockerfile, text.replace("ARG AGENT_IMAGE=agentfleet/agent:0.1.0", &format!("ARG AGENT_IMAGE={agent}")))?;
+        fs::write(
+            &dockerfile,
+            text.replace(
+                "ARG AGENT_IMAGE=agentfleet/agent:0.1.0",
+                &format!("ARG AGENT_IMAGE={agent}"),
+            ),
+        )?;
     }
     if let Recipe::StaticBinary { bin, .. } = image.recipe {
-        let binary = project_root().join("target").join(MUSL_TARGET).join("release").join(bin);
+        let binary = project_root()
+            .join("target")
+            .join(MUSL_TARGET)
+            .join("release")
+            .join(bin);
         fs::copy(&binary, dir.join(bin))
             .with_context(|| format!("copying {} (was it built?)", binary.display()))?;
         fs::copy(CA_BUNDLE, dir.join("ca-certificates.crt")).with_context(|| {
@@ -215,7 +307,9 @@ fn stage_context(image: &Image) -> Result<PathBuf> {
 
 /// sha256 over the sorted file names and contents of a directory.
 fn hash_dir(dir: &Path) -> Result<String> {
-    let mut names: Vec<_> = fs::read_dir(dir)?.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>()?;
+    let mut names: Vec<_> = fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<Result<_, _>>()?;
     names.sort();
     let mut h = Sha256::new();
     for name in names {
@@ -229,15 +323,24 @@ fn hash_dir(dir: &Path) -> Result<String> {
 
 fn image_hash(reference: &str) -> Option<String> {
     let format = format!("{{{{index .Config.Labels \"{HASH_LABEL}\"}}}}");
-    output(cmd("docker", ["image", "inspect", "--format", &format, reference]))
-        .ok()
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty() && s != "<no value>")
+    output(cmd(
+        "docker",
+        ["image", "inspect", "--format", &format, reference],
+    ))
+    .ok()
+    .map(|s| s.trim().to_owned())
+    .filter(|s| !s.is_empty() && s != "<no value>")
 }
 
-fn docker_build(context: &Path, reference: &str, hash: &str, dockerfile: Option<&Path>) -> Result<()> {
+fn docker_build(
+    context: &Path,
+    reference: &str,
+    hash: &str,
+    dockerfile: Option<&Path>,
+) -> Result<()> {
     let mut c = cmd("docker", ["build", "--quiet", "--label"]);
-    c.arg(format!("{HASH_LABEL}={hash}")).args(["--tag", reference]);
+    c.arg(format!("{HASH_LABEL}={hash}"))
+        .args(["--tag", reference]);
     if let Some(f) = dockerfile {
         c.arg("--file").arg(f);
     }
@@ -255,7 +358,8 @@ fn build_platform(
     progress: &Progress,
 ) -> Result<()> {
     if !offline {
-        let (context_owned, reference, hash_owned) = (context.to_path_buf(), image.reference(), hash.to_owned());
+        let (context_owned, reference, hash_owned) =
+            (context.to_path_buf(), image.reference(), hash.to_owned());
         let pull = move || docker_build(&context_owned, &reference, &hash_owned, None);
         match with_timeout(Duration::from_secs(90), pull) {
             Ok(()) => return Ok(()),
@@ -278,7 +382,8 @@ fn with_timeout(limit: Duration, f: impl FnOnce() -> Result<()> + Send + 'static
     std::thread::spawn(move || {
         let _ = tx.send(f());
     });
-    rx.recv_timeout(limit).unwrap_or_else(|_| bail!("timed out after {}s", limit.as_secs()))
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|_| bail!("timed out after {}s", limit.as_secs()))
 }
 
 /// The Debian base with RabbitMQ and Prometheus installed, made once with debootstrap.
@@ -294,13 +399,15 @@ fn ensure_debian_base(progress: &Progress) -> Result<String> {
             "the upstream RabbitMQ/Prometheus images cannot be pulled and `debootstrap` is not installed: `apt-get install debootstrap` (it builds {reference} from Debian packages)"
         );
     }
-    let mirror = std::env::var("DEBIAN_MIRROR").unwrap_or_else(|_| "http://deb.debian.org/debian".into());
+    let mirror =
+        std::env::var("DEBIAN_MIRROR").unwrap_or_else(|_| "http://deb.debian.org/debian".into());
     let rootfs = project_root().join("target/agentfleet/rootfs");
     // A finished debootstrap leaves this marker, so a failed import does not cost another one.
     let marker = rootfs.join(".agentfleet-recipe");
     if fs::read_to_string(&marker).ok().as_deref() != Some(recipe.as_str()) {
         if rootfs.exists() {
-            fs::remove_dir_all(&rootfs).with_context(|| format!("removing {}", rootfs.display()))?;
+            fs::remove_dir_all(&rootfs)
+                .with_context(|| format!("removing {}", rootfs.display()))?;
         }
         fs::create_dir_all(&rootfs)?;
         progress.step(&format!("debootstrap {DEBIAN_SUITE} with {DEBIAN_PACKAGES}"), || {
@@ -314,7 +421,9 @@ fn ensure_debian_base(progress: &Progress) -> Result<String> {
             Ok(())
         })?;
     }
-    progress.step(&format!("docker import {reference}"), || import_rootfs(&rootfs, &reference))?;
+    progress.step(&format!("docker import {reference}"), || {
+        import_rootfs(&rootfs, &reference)
+    })?;
     fs::remove_dir_all(&rootfs)?;
     Ok(reference)
 }
@@ -339,7 +448,11 @@ fn import_rootfs(rootfs: &Path, reference: &str) -> Result<()> {
         .wait_with_output()?;
     let tar_status = tar.wait()?;
     if !import.status.success() {
-        bail!("docker import of {} failed: {}", rootfs.display(), String::from_utf8_lossy(&import.stderr));
+        bail!(
+            "docker import of {} failed: {}",
+            rootfs.display(),
+            String::from_utf8_lossy(&import.stderr)
+        );
     }
     if !tar_status.success() {
         bail!("tar of {} failed with {tar_status}", rootfs.display());

@@ -28,7 +28,9 @@ fn describe(c: &Command) -> String {
 /// Runs to completion with inherited stdio; a non-zero exit is an error naming the command.
 pub fn exec(mut c: Command) -> Result<()> {
     let what = describe(&c);
-    let status = c.status().with_context(|| format!("could not start `{what}` (is it installed?)"))?;
+    let status = c
+        .status()
+        .with_context(|| format!("could not start `{what}` (is it installed?)"))?;
     if !status.success() {
         bail!("`{what}` failed with {status}");
     }
@@ -46,7 +48,12 @@ pub fn output(mut c: Command) -> Result<String> {
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let stdout = String::from_utf8_lossy(&out.stdout);
-        let tail: Vec<&str> = stderr.lines().chain(stdout.lines()).rev().take(30).collect();
+        let tail: Vec<&str> = stderr
+            .lines()
+            .chain(stdout.lines())
+            .rev()
+            .take(30)
+            .collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
         bail!("`{what}` failed with {}:\n{}", out.status, tail.join("\n"));
     }
@@ -64,7 +71,6 @@ pub fn succeeds(mut c: Command) -> bool {
 
 /// Whether a program is on PATH.
 pub fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| dir.join(program).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }

@@ -13,7 +13,9 @@ pub struct Progress {
 impl Progress {
     pub fn new(quiet: bool) -> Progress {
         let ci = std::env::var_os("CI").is_some();
-        Progress { interactive: !quiet && !ci && std::io::stderr().is_terminal() }
+        Progress {
+            interactive: !quiet && !ci && std::io::stderr().is_terminal(),
+        }
     }
 
     /// Runs `f` under a spinner labelled `what`, then prints how long it took.
@@ -22,7 +24,8 @@ impl Progress {
         let bar = if self.interactive {
             let bar = ProgressBar::new_spinner();
             bar.set_style(
-                ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("valid template"),
+                ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+                    .expect("valid template"),
             );
             bar.set_message(what.to_owned());
             bar.enable_steady_tick(Duration::from_millis(120));
@@ -36,7 +39,10 @@ impl Progress {
             bar.finish_and_clear();
         }
         let verdict = if result.is_ok() { "done" } else { "FAILED" };
-        eprintln!("xtask: {what}: {verdict} in {:.1}s", start.elapsed().as_secs_f64());
+        eprintln!(
+            "xtask: {what}: {verdict} in {:.1}s",
+            start.elapsed().as_secs_f64()
+        );
         result
     }
 

@@ -6,7 +6,7 @@
 use anyhow::{Context, Result};
 
 use crate::images::{self, ImagesArgs};
-use crate::process::{cmd, on_path, exec};
+use crate::process::{cmd, exec, on_path};
 use crate::progress::Progress;
 use crate::project_root;
 
@@ -22,8 +22,22 @@ pub fn run(args: &TestArgs, progress: &Progress) -> Result<()> {
     if !on_path("cargo-nextest") {
         anyhow::bail!("cargo-nextest is not installed: `cargo install --locked cargo-nextest`");
     }
-    let profile = if std::env::var_os("CI").is_some() { "ci" } else { "default" };
-    let mut c = cmd("cargo", ["nextest", "run", "--workspace", "--locked", "--profile", profile]);
+    let profile = if std::env::var_os("CI").is_some() {
+        "ci"
+    } else {
+        "default"
+    };
+    let mut c = cmd(
+        "cargo",
+        [
+            "nextest",
+            "run",
+            "--workspace",
+            "--locked",
+            "--profile",
+            profile,
+        ],
+    );
     c.args(&args.nextest_args).current_dir(project_root());
     exec(c).context("the test suite failed")?;
     progress.step("promtool test rules (alert rules)", promtool_rules)?;
@@ -33,7 +47,18 @@ pub fn run(args: &TestArgs, progress: &Progress) -> Result<()> {
 /// `promtool test rules` with the promtool of the Prometheus image the fleet runs.
 fn promtool_rules() -> Result<()> {
     let root = project_root();
-    let mut c = cmd("docker", ["run", "--rm", "--network", "none", "--entrypoint", "promtool", "-v"]);
+    let mut c = cmd(
+        "docker",
+        [
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--entrypoint",
+            "promtool",
+            "-v",
+        ],
+    );
     c.arg(format!("{}:/work:ro", root.display()))
         .args(["--workdir", "/work/fixtures/promtool"])
         .arg(images::reference("prometheus"))

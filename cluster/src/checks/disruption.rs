@@ -9,10 +9,15 @@
 //!    `podFailurePolicy` rule `DisruptionTarget -> Ignore`, `status.failed` stays put, and the
 //!    evicted pods carry the `DisruptionTarget` condition that rule matches.
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetStatus};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::Api;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
 use serde::Serialize;
 
 use super::Verdict;
@@ -32,6 +37,92 @@ pub fn budgeted_evictions(pdb: &PodDisruptionBudget, healthy: u32) -> u32 {
         Some(IntOrString::String(_)) => 0,
         None => 0,
     }
+}
+
+/// A wait on PodDisruptionBudget status that ran out, with what was last seen.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the PodDisruptionBudgets in {namespace} did not reach `{condition}` within {timeout:?}; last seen: [{last_seen}]"
+)]
+pub struct BudgetWaitError {
+    pub namespace: String,
+    pub condition: String,
+    pub timeout: Duration,
+    pub last_seen: String,
+}
+
+fn describe_status(pdb: &PodDisruptionBudget) -> String {
+    let name = pdb.metadata.name.as_deref().unwrap_or("?");
+    match &pdb.status {
+        Some(s) => format!(
+            "{name}: currentHealthy={} desiredHealthy={} disruptionsAllowed={} expectedPods={}",
+            s.current_healthy, s.desired_healthy, s.disruptions_allowed, s.expected_pods
+        ),
+        None => format!("{name}: no status yet"),
+    }
+}
+
+/// Waits, on a watch of the namespace's PodDisruptionBudgets, until there is at least one and
+/// every one's status satisfies `condition`; returns them as last seen.
+///
+/// The disruption controller recomputes a budget asynchronously after pods become Ready or go,
+/// so an eviction sent right after a start races it and may be refused for a budget that is
+/// about to open; waiting on the status (not sleeping) removes the race. `condition` is named
+/// by `what` in the timeout error, which lists every budget's last status.
+pub async fn wait_budgets(
+    client: Client,
+    namespace: &str,
+    what: &str,
+    condition: impl Fn(&PodDisruptionBudgetStatus) -> bool,
+    timeout: Duration,
+) -> Result<Vec<PodDisruptionBudget>, BudgetWaitError> {
+    let api: Api<PodDisruptionBudget> = Api::namespaced(client, namespace);
+    let mut seen: BTreeMap<String, PodDisruptionBudget> = BTreeMap::new();
+    let mut stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .applied_objects()
+        .boxed();
+    let satisfied = |seen: &BTreeMap<String, PodDisruptionBudget>| {
+        !seen.is_empty()
+            && seen.values().all(|pdb| {
+                let current = pdb.metadata.generation.is_none()
+                    || pdb.status.as_ref().and_then(|s| s.observed_generation)
+                        >= pdb.metadata.generation;
+                current && pdb.status.as_ref().is_some_and(&condition)
+            })
+    };
+    let waited = tokio::time::timeout(timeout, async {
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(pdb) => {
+                    seen.insert(pdb.metadata.name.clone().unwrap_or_default(), pdb);
+                    if satisfied(&seen) {
+                        return true;
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "watching PodDisruptionBudgets"),
+            }
+        }
+        false
+    })
+    .await;
+    if waited == Ok(true) {
+        return Ok(seen.into_values().collect());
+    }
+    let last_seen = if seen.is_empty() {
+        "no PodDisruptionBudget in the namespace".to_owned()
+    } else {
+        seen.values()
+            .map(describe_status)
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    Err(BudgetWaitError {
+        namespace: namespace.to_owned(),
+        condition: what.to_owned(),
+        timeout,
+        last_seen,
+    })
 }
 
 /// One eviction and its answer.

@@ -156,7 +156,7 @@ pub async fn record(
     client: Client,
     namespace: &str,
     expected: &Matrix,
-    resolve: &dyn Fn(&Endpoint) -> Option<Target>,
+    resolve: &(dyn Fn(&Endpoint) -> Option<Target> + Sync),
     probe_timeout: Duration,
 ) -> Result<Observed, NetpolError> {
     let mut cells = vec![vec![None; expected.cols.len()]; expected.rows.len()];
@@ -170,6 +170,59 @@ pub async fn record(
         cells[r][c] = Some(run_probe(client.clone(), namespace, &spec, probe_timeout).await?);
     }
     Ok(Observed { cells })
+}
+
+/// The expected matrix of the manifests under `paths` (files or directories), exactly what
+/// `agentfleet netpol <paths>` prints. An input error names the file and the problem: a truth
+/// table from half-read policies would be wrong.
+pub fn expected(paths: &[std::path::PathBuf]) -> Result<Matrix, String> {
+    let paths: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    let sources = agentfleet_lint::source::load(&paths, &mut std::io::empty())
+        .map_err(|e| format!("reading {}: {e}", paths.join(", ")))?;
+    let (fleet, problems) = agentfleet_lint::load_fleet(&sources, "default");
+    let errors: Vec<String> = problems
+        .iter()
+        .filter(|p| p.is_input_error())
+        .map(|p| format!("{}: {}", p.location, p.message))
+        .collect();
+    if !errors.is_empty() {
+        return Err(format!(
+            "the manifests have input errors, so the expected reachability cannot be computed: {}",
+            errors.join("; ")
+        ));
+    }
+    Ok(agentfleet_lint::netpol::matrix(&fleet))
+}
+
+/// Where a probe inside the cluster reaches a column of the matrix: the platform's Deployments
+/// through their Services (named like the Deployment, as in manifests/platform), cluster DNS
+/// over TCP, and the API server's Service. Agent pods (no stable address), other namespaces and
+/// the internet stay unprobed.
+pub fn in_cluster_target(endpoint: &Endpoint) -> Option<Target> {
+    let port = endpoint.port.as_ref()?;
+    if port.protocol != "TCP" {
+        return None;
+    }
+    let host = match endpoint.role {
+        Role::Queue | Role::Gateway | Role::Prometheus => {
+            let namespace = endpoint.namespace.as_deref()?;
+            let (_, name) = endpoint.name.rsplit_once('/')?;
+            format!("{name}.{namespace}.svc")
+        }
+        Role::Dns => "kube-dns.kube-system.svc".to_owned(),
+        // The stand-in names the API server's port (6443); its Service answers on 443.
+        Role::ApiServer => {
+            return Some(Target {
+                host: "kubernetes.default.svc".into(),
+                port: 443,
+            });
+        }
+        _ => return None,
+    };
+    Some(Target {
+        host,
+        port: port.number,
+    })
 }
 
 /// The command that re-runs one probe by hand.

@@ -112,7 +112,10 @@ impl DockerError {
 
 /// The fix for Docker refusals whose message alone does not say what to do.
 fn hint_for(source: &bollard::errors::Error) -> &'static str {
-    if source.to_string().contains("non-overlapping IPv4 address pool") {
+    if source
+        .to_string()
+        .contains("non-overlapping IPv4 address pool")
+    {
         // Each agentfleet scope makes two or three networks; the default pools hold about 30.
         "\n  fix: Docker ran out of network address pools: remove leftovers with `agentfleet sweep`, \
          or give dockerd a larger pool in /etc/docker/daemon.json, e.g. \

@@ -130,6 +130,7 @@ pub fn junit_suite(runtime: &str, outcomes: &[ScenarioOutcome]) -> Suite {
                 },
             };
             let mut system_out: Vec<String> = o.figures.iter().map(table::figure).collect();
+            system_out.extend(o.checks.iter().map(table::check_line));
             system_out.extend(o.warnings.iter().map(|w| format!("warning: {w}")));
             if let Some(dir) = &o.artifacts {
                 system_out.push(format!("artifacts: {}", dir.display()));
@@ -171,6 +172,7 @@ pub(crate) mod tests {
             duration: Duration::from_secs(secs),
             waiting_by_design: Duration::ZERO,
             figures,
+            checks: vec![],
             warnings: vec![],
             ledger: None,
             timeline: Timeline {
@@ -207,6 +209,15 @@ pub(crate) mod tests {
                     Figure::new("lost", 0.0, ""),
                 ],
             ),
+            ScenarioOutcome {
+                checks: vec![crate::scenario::CheckOutcome {
+                    name: "KEDA ScaledJob follows its scaling formula".into(),
+                    verdict: agentfleet_cluster::checks::Verdict::Skipped {
+                        reason: "no KEDA on docker".into(),
+                    },
+                }],
+                ..outcome(ScenarioId::Oom, Verdict::Passed, 12, vec![])
+            },
             outcome(
                 ScenarioId::RetryStorm,
                 Verdict::Failed {
@@ -245,13 +256,24 @@ pub(crate) mod tests {
                 json["failed"].as_u64(),
                 json["skipped"].as_u64()
             ),
-            (Some(1), Some(1), Some(1))
+            (Some(2), Some(1), Some(1))
         );
-        assert_eq!(json["outcomes"][1]["scenario"], "retry-storm");
-        assert_eq!(json["outcomes"][1]["verdict"]["verdict"], "failed");
+        assert_eq!(json["outcomes"][1]["checks"][0]["verdict"], "skipped");
+        assert_eq!(
+            json["outcomes"][1]["checks"][0]["reason"],
+            "no KEDA on docker"
+        );
+        assert_eq!(json["outcomes"][2]["scenario"], "retry-storm");
+        assert_eq!(json["outcomes"][2]["verdict"]["verdict"], "failed");
         let xml = std::fs::read_to_string(&written.junit).unwrap();
         assert_well_formed(&xml);
-        assert_eq!(xml.matches("<testcase ").count(), 3);
+        assert_eq!(xml.matches("<testcase ").count(), 4);
+        assert!(
+            xml.contains(
+                "check skipped: KEDA ScaledJob follows its scaling formula (no KEDA on docker)"
+            ),
+            "{xml}"
+        );
         assert!(
             xml.contains(
                 "<failure message=\"aggregate retry rate 40 req/s above the bound 12.5 req/s\">"
@@ -269,7 +291,11 @@ pub(crate) mod tests {
             .collect();
         assert_eq!(
             names,
-            vec!["timeline-scaling.svg", "timeline-retry-storm.svg"]
+            vec![
+                "timeline-scaling.svg",
+                "timeline-oom.svg",
+                "timeline-retry-storm.svg"
+            ]
         );
         assert_well_formed(&std::fs::read_to_string(&written.timelines[0]).unwrap());
         std::fs::remove_dir_all(&dir).unwrap();

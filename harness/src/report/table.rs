@@ -3,7 +3,9 @@
 
 use std::fmt::Write as _;
 
-use crate::scenario::{Figure, ScenarioOutcome, Verdict};
+use agentfleet_cluster::checks::Verdict as CheckVerdict;
+
+use crate::scenario::{CheckOutcome, Figure, ScenarioOutcome, Verdict};
 
 use super::style::{Tone, paint};
 
@@ -49,6 +51,9 @@ pub fn render(outcomes: &[ScenarioOutcome], colour: bool) -> String {
             figures.join("; ")
         );
         let indent = " ".repeat(name_w + 2);
+        for check in &o.checks {
+            let _ = writeln!(out, "{indent}{}", check_line(check));
+        }
         match &o.verdict {
             Verdict::Failed { reasons } => {
                 for reason in reasons {
@@ -97,6 +102,23 @@ fn common_warnings(outcomes: &[ScenarioOutcome]) -> Vec<&String> {
     }
 }
 
+/// `check passed: name (summary)`; a failed check's reasons are among the verdict's.
+pub fn check_line(check: &CheckOutcome) -> String {
+    match &check.verdict {
+        CheckVerdict::Passed { summary } => format!("check passed: {} ({summary})", check.name),
+        CheckVerdict::Failed { reasons } => {
+            format!(
+                "check FAILED: {} ({} reason(s) below)",
+                check.name,
+                reasons.len()
+            )
+        }
+        CheckVerdict::Skipped { reason } => {
+            format!("check skipped: {} ({reason})", check.name)
+        }
+    }
+}
+
 /// `name = value unit (bound)`.
 pub fn figure(f: &Figure) -> String {
     let value = if f.value.fract() == 0.0 && f.value.abs() < 1e15 {
@@ -138,7 +160,13 @@ mod tests {
             text.contains("- skipped: needs kind or a cluster"),
             "{text}"
         );
-        assert!(text.contains("1 passed, 1 failed, 1 skipped"), "{text}");
+        assert!(
+            text.contains(
+                "check skipped: KEDA ScaledJob follows its scaling formula (no KEDA on docker)"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("2 passed, 1 failed, 1 skipped"), "{text}");
         assert!(!text.contains('\u{1b}'));
         assert!(render(&outcomes(), true).contains("\u{1b}[31;1mFAIL   \u{1b}[0m"));
     }

@@ -16,6 +16,7 @@
 //! concrete (no boxing of every call, no extra dependency) and lets the compiler check that a new
 //! runtime implements every operation a scenario uses.
 
+pub mod cluster;
 pub mod docker;
 pub mod event_bus;
 pub mod kube;
@@ -33,6 +34,7 @@ use crate::queue::QueueClient;
 use crate::scenario::ScenarioId;
 use crate::services::gateway::GatewayAdmin;
 
+pub use cluster::{ClusterOps, DisruptionBudget, NoCluster};
 pub use template::{PodTemplate, RestartBehaviour, TemplateError};
 
 /// What a runtime can do; a scenario needing a missing one is reported as skipped.
@@ -275,6 +277,10 @@ pub struct Platform {
     pub prometheus: Option<String>,
     /// RabbitMQ's management API (unacked counts for the timeline), if reachable.
     pub management: Option<crate::services::rabbitmq::Management>,
+    /// Label matchers that select this session's agents in Prometheus, besides `fleet`: the
+    /// namespace on Kubernetes, whose Prometheus is shared by every session; none on Docker,
+    /// whose Prometheus belongs to the session.
+    pub metric_labels: BTreeMap<String, String>,
     /// Endpoints the agents must reach (queue, gateway) and must not (canary, outside).
     pub reachable: Vec<ProbeTarget>,
     pub unreachable: Vec<ProbeTarget>,
@@ -309,7 +315,14 @@ pub trait Runtime: Send + Sync {
 /// One scenario's isolated slice of a runtime. Dropping it must release everything it created
 /// (also on panic); [`Session::close`] does the same and reports failures.
 pub trait Session: Send + Sync {
+    /// Cluster-only operations ([`NoCluster`] for a runtime without them).
+    type Cluster: ClusterOps;
+
     fn platform(&self) -> &Platform;
+
+    /// The cluster-only operations, or why this runtime has none (the scenario then records
+    /// its cluster-only checks as skipped with this reason).
+    fn cluster(&self) -> Result<&Self::Cluster, String>;
 
     /// The template agents are started from.
     fn template(&self) -> &PodTemplate;

@@ -47,6 +47,22 @@ pub fn prometheus_api(platform: &Platform) -> Result<PrometheusApi, ScenarioErro
     Ok(PrometheusApi::new(base))
 }
 
+/// A PromQL label selector `{name="value",...}` for this session's agents: `matchers` plus the
+/// platform's own (the namespace on Kubernetes, where Prometheus outlives every session).
+pub fn selector(platform: &Platform, matchers: &[(&str, &str)]) -> String {
+    let all: Vec<String> = matchers
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{v}\""))
+        .chain(
+            platform
+                .metric_labels
+                .iter()
+                .map(|(k, v)| format!("{k}=\"{v}\"")),
+        )
+        .collect();
+    format!("{{{}}}", all.join(","))
+}
+
 /// Sets the gateway to answer every call after a fixed `ms` and inject no other fault, so the
 /// LLM time of a task is known in advance.
 pub async fn fixed_llm_latency(platform: &Platform, ms: u64) -> Result<(), ScenarioError> {

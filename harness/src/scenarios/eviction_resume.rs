@@ -4,9 +4,20 @@
 //! replacement resumes the task at or after the step reached. An agent that ignores SIGTERM
 //! (`AGENT_TEST_IGNORE_SIGTERM=true`) is killed at the grace deadline, and its task still
 //! completes from the last per-step checkpoint.
+//!
+//! On a cluster the fleet's PodDisruptionBudget (integer `minAvailable`) decides: *keepers*,
+//! agents consuming a queue of their own, hold the `minAvailable` floor so that the agent under
+//! test may be evicted, and the scenario checks that the budget admits exactly the evictions it
+//! allows and refuses the next with 429 (a keeper's), and that the eviction did not consume
+//! the Job's backoffLimit (podFailurePolicy ignores DisruptionTarget). On Docker these two
+//! checks are recorded as skipped.
 
 use std::time::Duration;
 
+use agentfleet_cluster::checks::disruption::{
+    BackoffObservation, EvictionAttempt, check_backoff_not_consumed, check_budget,
+};
+use agentfleet_cluster::fleet::EvictOutcome as ClusterEvict;
 use agentfleet_protocol::env;
 use tokio::time::Instant;
 
@@ -15,7 +26,17 @@ use super::common::{
     Books, SETTLE, ScenarioError, judge_ledger, slow, task, wait_consumers, wait_event, wait_exit,
     wait_task_calls,
 };
-use crate::runtime::{AgentRef, AgentSet, EvictOutcome, RuntimeEvent, Session};
+use crate::runtime::{AgentRef, AgentSet, ClusterOps, EvictOutcome, RuntimeEvent, Session};
+
+/// Names of the cluster-only checks of this scenario.
+pub const BUDGET_CHECK: &str = "PodDisruptionBudget admits its budget, then refuses with 429";
+pub const BACKOFF_CHECK: &str = "eviction does not consume backoffLimit";
+
+/// The keepers' own queue: they hold the budget's floor without taking the scenario's tasks.
+const KEEPER_QUEUE: &str = "agent-tasks-keepers";
+/// Keepers' indexes start here, clear of the agents under test.
+const KEEPER_INDEX: u32 = 100;
+const BUDGET_WAIT: Duration = Duration::from_secs(60);
 
 /// Steps and per-step delay of the gracefully stopped task.
 const GRACEFUL_STEPS: u32 = 8;
@@ -35,6 +56,13 @@ pub async fn run<S: Session>(session: &S, findings: &mut Findings) -> Result<(),
     );
     let mut books = Books::open(platform).await?;
     let mut events = session.events();
+    let keepers = match session.cluster() {
+        Ok(cluster) => start_keepers(session, cluster).await?,
+        Err(reason) => {
+            findings.skip_checks(&[BUDGET_CHECK, BACKOFF_CHECK], &reason);
+            Vec::new()
+        }
+    };
 
     // Part 1: a well-behaved agent.
     let graceful = task("evict-graceful", GRACEFUL_STEPS, slow(STEP_DELAY_MS));
@@ -50,8 +78,17 @@ pub async fn run<S: Session>(session: &S, findings: &mut Findings) -> Result<(),
         Duration::from_secs(30),
     )
     .await?;
+    let budget = match session.cluster() {
+        Ok(cluster) => Some(budget_before_eviction(cluster, findings, &agents[0], &keepers).await?),
+        Err(_) => None,
+    };
     let stopped_at = Instant::now();
-    let outcome = session.stop(&agents[0], None).await?;
+    let outcome = match (&budget, session.cluster()) {
+        (Some(budget), Ok(cluster)) => {
+            evict_in_turn(cluster, findings, &agents[0], &keepers, budget).await?
+        }
+        _ => session.stop(&agents[0], None).await?,
+    };
     findings.check(outcome == EvictOutcome::Evicted, || {
         format!("stop of {} was not granted: {outcome:?}", agents[0].name)
     });
@@ -74,6 +111,18 @@ pub async fn run<S: Session>(session: &S, findings: &mut Findings) -> Result<(),
     let replacement = wait_replacement(&mut events, &agents[0]).await?;
     books.wait_accounted(Duration::from_secs(60)).await?;
     check_resume(findings, &books, &graceful.id, answered, "graceful");
+    if let (Some(budget), Ok(cluster)) = (&budget, session.cluster()) {
+        let observation = BackoffObservation {
+            job: format!("of pod {}", agents[0].name),
+            failed_before: budget.failed_before,
+            failed_after: cluster.job_failures(&agents[0]).await?,
+            evicted: vec![(
+                agents[0].name.clone(),
+                cluster.disruption_condition(&agents[0]),
+            )],
+        };
+        findings.cluster_check(BACKOFF_CHECK, check_backoff_not_consumed(&observation));
+    }
 
     // The replacement is idle now; stop it so the stubborn agent gets the next task. Idle, it
     // must exit 0 (nothing unfinished), and so is not replaced.
@@ -185,4 +234,84 @@ fn check_resume(findings: &mut Findings, books: &Books, id: &str, answered: usiz
         }
         Err(e) => findings.reasons.push(format!("{label}: {e}")),
     }
+}
+
+/// Starts the agents that hold the budget's `minAvailable` floor (none if the budget has no
+/// integer floor: then nothing can make an eviction admissible, which the budget check shows).
+async fn start_keepers<S: Session>(
+    session: &S,
+    cluster: &S::Cluster,
+) -> Result<Vec<AgentRef>, ScenarioError> {
+    let floor = cluster
+        .disruption_budget(0, BUDGET_WAIT)
+        .await?
+        .min_available
+        .unwrap_or(0);
+    if floor == 0 {
+        return Ok(Vec::new());
+    }
+    let set = AgentSet::new("keepers", KEEPER_INDEX..KEEPER_INDEX + floor)
+        .env(env::TASK_QUEUE, KEEPER_QUEUE)
+        // Idle the whole scenario long: 0 = never exit for idleness.
+        .env(env::IDLE_EXIT_SECS, 0);
+    Ok(session.start_agents(&set).await?)
+}
+
+/// What the cluster said before the eviction.
+struct BudgetSeen {
+    /// Evictions the budget allows with the keepers and the agent under test healthy.
+    allowed: u32,
+    /// The agent's Job `status.failed` before its eviction.
+    failed_before: i32,
+}
+
+async fn budget_before_eviction<C: ClusterOps>(
+    cluster: &C,
+    findings: &mut Findings,
+    agent: &AgentRef,
+    keepers: &[AgentRef],
+) -> Result<BudgetSeen, ScenarioError> {
+    let healthy = keepers.len() as u32 + 1;
+    let budget = cluster.disruption_budget(healthy, BUDGET_WAIT).await?;
+    findings.bounded(
+        &format!("evictions the PodDisruptionBudget allows with {healthy} healthy agents"),
+        f64::from(budget.allowed),
+        "evictions",
+        ">= 1 (a budget that admits none blocks every drain)",
+        budget.allowed >= 1,
+    );
+    Ok(BudgetSeen {
+        allowed: budget.allowed,
+        failed_before: cluster.job_failures(agent).await?,
+    })
+}
+
+/// Evicts the agent under test, then at once a keeper: the first within the budget, the second
+/// beyond it. Returns the first eviction's outcome in the runtime's terms.
+async fn evict_in_turn<C: ClusterOps>(
+    cluster: &C,
+    findings: &mut Findings,
+    agent: &AgentRef,
+    keepers: &[AgentRef],
+    budget: &BudgetSeen,
+) -> Result<EvictOutcome, ScenarioError> {
+    let mut attempts: Vec<EvictionAttempt> = vec![cluster.evict_once(agent).await?];
+    if let Some(keeper) = keepers.first() {
+        attempts.push(cluster.evict_once(keeper).await?);
+    }
+    for attempt in &attempts {
+        findings.event(
+            "eviction",
+            format!("{}: {:?}", attempt.pod, attempt.outcome),
+        );
+    }
+    findings.cluster_check(BUDGET_CHECK, check_budget(budget.allowed, &attempts));
+    Ok(match &attempts[0].outcome {
+        ClusterEvict::Evicted => EvictOutcome::Evicted,
+        ClusterEvict::RefusedByBudget { message } => EvictOutcome::RefusedByBudget {
+            status: 429,
+            message: message.clone(),
+        },
+        ClusterEvict::NotFound => EvictOutcome::NotFound,
+    })
 }

@@ -21,8 +21,9 @@ use futures::StreamExt;
 use tokio::time::Instant;
 
 use crate::runtime::{Capability, Runtime, RuntimeError, RuntimeEvent, Session, SessionSetup};
-use crate::scenario::{Figure, LedgerSummary, ScenarioId, ScenarioOutcome, Verdict};
+use crate::scenario::{CheckOutcome, Figure, LedgerSummary, ScenarioId, ScenarioOutcome, Verdict};
 use crate::timeline::{Reading, SampleSource, TimelineRecorder};
+use agentfleet_cluster::checks::Verdict as CheckVerdict;
 
 pub use common::ScenarioError;
 
@@ -43,6 +44,7 @@ pub struct ScenarioOptions {
 #[derive(Debug, Default)]
 pub struct Findings {
     pub figures: Vec<Figure>,
+    pub checks: Vec<CheckOutcome>,
     pub reasons: Vec<String>,
     pub warnings: Vec<String>,
     pub waiting_by_design: Duration,
@@ -72,6 +74,40 @@ impl Findings {
     pub fn check(&mut self, ok: bool, reason: impl FnOnce() -> String) {
         if !ok {
             self.reasons.push(reason());
+        }
+    }
+
+    /// Records a cluster-only check: a failure fails the scenario; a skip stays a skip in the
+    /// reports (never a pass) and does not fail the scenario, whose own checks still ran.
+    pub fn cluster_check(&mut self, name: &str, verdict: CheckVerdict) {
+        match &verdict {
+            CheckVerdict::Passed { summary } => {
+                self.event("check-passed", format!("{name}: {summary}"))
+            }
+            CheckVerdict::Failed { reasons } => {
+                self.event("check-failed", name);
+                self.reasons
+                    .extend(reasons.iter().map(|r| format!("{name}: {r}")));
+            }
+            CheckVerdict::Skipped { reason } => {
+                self.event("check-skipped", format!("{name}: {reason}"))
+            }
+        }
+        self.checks.push(CheckOutcome {
+            name: name.to_owned(),
+            verdict,
+        });
+    }
+
+    /// Records cluster-only checks this runtime cannot run, with its reason.
+    pub fn skip_checks(&mut self, names: &[&str], reason: &str) {
+        for name in names {
+            self.cluster_check(
+                name,
+                CheckVerdict::Skipped {
+                    reason: reason.to_owned(),
+                },
+            );
         }
     }
 
@@ -119,6 +155,7 @@ pub async fn run<R: Runtime>(
             duration: started.elapsed(),
             waiting_by_design: findings.waiting_by_design,
             figures: findings.figures,
+            checks: findings.checks,
             warnings: findings.warnings,
             ledger: findings.ledger,
             timeline: findings.timeline.snapshot(),

@@ -5,6 +5,12 @@
 //! Every "unreachable" is only believed after a control probe from an unrestricted position
 //! reached the same target: a canary that is down would otherwise pass as isolated (the same
 //! reason the kind runtime checks a deny-all canary before trusting NetworkPolicy results).
+//!
+//! On a cluster the whole truth table is checked as well: after the CNI canary, every cell of
+//! `agentfleet netpol`'s expected matrix that a pod can probe (agent rows; the platform's
+//! Services, DNS over TCP and the API server as columns) is probed from an agent-labelled pod,
+//! and a mismatch prints both matrices and a command to reproduce each wrong cell. On Docker
+//! that check is recorded as skipped.
 
 use std::time::Duration;
 
@@ -12,7 +18,10 @@ use agentfleet_protocol::TaskFaults;
 
 use super::Findings;
 use super::common::{Books, SETTLE, ScenarioError, judge_ledger, task, wait_consumers};
-use crate::runtime::{AgentSet, ProbeOutcome, ProbeTarget, Session};
+use crate::runtime::{AgentSet, ClusterOps, ProbeOutcome, ProbeTarget, Session};
+
+/// Name of the cluster-only check of this scenario.
+pub const MATRIX_CHECK: &str = "NetworkPolicy truth table matches the probes";
 
 const AGENTS: u32 = 2;
 const TASKS: u32 = 4;
@@ -69,6 +78,14 @@ pub async fn run<S: Session>(session: &S, findings: &mut Findings) -> Result<(),
         "= 0",
         reached_forbidden == 0,
     );
+
+    match session.cluster() {
+        Ok(cluster) => {
+            let verdict = cluster.policy_matrix().await?;
+            findings.cluster_check(MATRIX_CHECK, verdict);
+        }
+        Err(reason) => findings.skip_checks(&[MATRIX_CHECK], &reason),
+    }
 
     // The isolated fleet still works.
     let mut books = Books::open(platform).await?;

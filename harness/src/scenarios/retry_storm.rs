@@ -174,7 +174,10 @@ pub async fn run<S: Session>(
     }
 
     // Every breaker opened (per agent, from Prometheus).
-    const OPENED: &str = r#"max by (agent_index) (agent_breaker_opened_total{fleet="storm"})"#;
+    let opened_query = format!(
+        "max by (agent_index) (agent_breaker_opened_total{})",
+        super::common::selector(session.platform(), &[("fleet", "storm")])
+    );
     let count_open = |series: &[crate::services::prometheus::Series]| {
         series.iter().filter(|s| s.value >= 1.0).count()
     };
@@ -183,7 +186,7 @@ pub async fn run<S: Session>(
         Duration::from_secs(10),
         Duration::from_millis(500),
         || async {
-            match prometheus.query(OPENED).await {
+            match prometheus.query(&opened_query).await {
                 Ok(series) => {
                     let open = count_open(&series);
                     if open as u32 >= AGENTS {
@@ -200,7 +203,7 @@ pub async fn run<S: Session>(
     let opened = match opened {
         Ok(n) => n,
         // Not all within the wait: count what Prometheus has now, for the figure.
-        Err(_timeout) => count_open(&prometheus.query(OPENED).await?),
+        Err(_timeout) => count_open(&prometheus.query(&opened_query).await?),
     };
     findings.bounded(
         "agents whose breaker opened",

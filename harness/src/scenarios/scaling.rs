@@ -4,20 +4,27 @@
 //! Prometheus' `sum(agent_tasks_completed_total{status="success"})` of each phase's agents must
 //! equal the number of tasks (the fleet's own accounting agrees with the ledger's).
 //!
-//! On Kubernetes the same scenario additionally checks KEDA's formula; that needs a capability
-//! the Docker runtime does not claim, and lives in the kind runtime's scenario variant.
+//! On a cluster a third phase runs the fleet as KEDA runs it: the ScaledJob is applied, tasks
+//! arrive in bursts, and the Jobs KEDA creates are sampled next to the queue's ready count so
+//! that `agentfleet_cluster::checks::keda_formula` can decide whether the documented formula
+//! held (within one polling interval, never above maxReplicaCount). Mid-run the ScaledJob is
+//! changed (a fleet change), and the Jobs running then must survive it (`rollout.strategy:
+//! gradual`; KEDA's default deletes them). Prometheus, discovering the pods by annotation, must
+//! count every KEDA-run task. On Docker these checks are recorded as skipped.
 
 use std::time::Duration;
 
-use agentfleet_protocol::TaskFaults;
+use agentfleet_cluster::checks::{keda_formula, rollout};
+use agentfleet_protocol::{TaskFaults, env};
+use futures::future::Either;
 use tokio::time::Instant;
 
 use super::Findings;
 use super::common::{
-    Books, ScenarioError, fixed_llm_latency, judge_ledger, prometheus_api, task, wait_consumers,
-    wait_exits,
+    Books, ScenarioError, fixed_llm_latency, judge_ledger, prometheus_api, selector, task,
+    wait_consumers, wait_event, wait_exits,
 };
-use crate::runtime::{AgentRef, AgentSet, Session};
+use crate::runtime::{AgentRef, AgentSet, ClusterOps, RuntimeEvent, Session};
 use crate::services::prometheus::PrometheusApi;
 use crate::wait::{Probe, until};
 
@@ -45,6 +52,10 @@ pub async fn run<S: Session>(session: &S, findings: &mut Findings) -> Result<(),
         &[1, 2, 3, 4],
     )
     .await?;
+    match session.cluster() {
+        Ok(cluster) => keda_phase(session, cluster, findings, &mut books, &prometheus).await?,
+        Err(reason) => findings.skip_checks(&[KEDA_CHECK, ROLLOUT_CHECK], &reason),
+    }
     books.settle(super::common::SETTLE).await?;
     judge_ledger(findings, &books, platform).await?;
 
@@ -122,7 +133,10 @@ async fn phase<S: Session>(
     );
 
     // Prometheus must see every completion before the agents go (it scrapes every second).
-    let query = format!(r#"sum(agent_tasks_completed_total{{fleet="{fleet}",status="success"}})"#);
+    let query = format!(
+        "sum(agent_tasks_completed_total{})",
+        selector(platform, &[("fleet", fleet), ("status", "success")])
+    );
     let expected = f64::from(TASKS);
     let seen = until(
         format!("Prometheus: {query} = {expected}"),
@@ -189,5 +203,181 @@ async fn stop_all<S: Session>(
         session.template().grace + Duration::from_secs(10),
     )
     .await?;
+    Ok(())
+}
+
+/// Names of the cluster-only checks of this scenario.
+pub const KEDA_CHECK: &str = "KEDA ScaledJob follows its scaling formula";
+pub const ROLLOUT_CHECK: &str = "fleet change leaves running Jobs alone";
+
+/// Task bursts of the KEDA phase, published one polling interval and a half apart so each
+/// lands on a different poll: a backlog of 2-5 Jobs' worth, then one beyond a single Job.
+const BURSTS: [u32; 3] = [12, 23, 6];
+/// KEDA-run agents exit when the queue stays empty this long: longer than two of Prometheus'
+/// 10 s scrapes, so each pod's final counters are scraped before it goes.
+const KEDA_IDLE_EXIT_SECS: u32 = 25;
+/// From KEDA's decision to the Job being visible to the watch.
+const KEDA_SLACK: Duration = Duration::from_secs(5);
+const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+
+fn keda_task_id(n: u32) -> String {
+    format!("scaling-keda-{n:02}")
+}
+
+/// The KEDA phase (see the module doc).
+async fn keda_phase<S: Session>(
+    session: &S,
+    cluster: &S::Cluster,
+    findings: &mut Findings,
+    books: &mut Books,
+    prometheus: &PrometheusApi,
+) -> Result<(), ScenarioError> {
+    let platform = session.platform();
+    let spec = cluster.scaler_spec()?;
+    findings.figure(
+        "KEDA pollingInterval",
+        spec.polling_interval.as_secs_f64(),
+        "s",
+    );
+    findings.figure(
+        "KEDA messages per Job (trigger value)",
+        spec.target_value,
+        "tasks",
+    );
+    findings.figure(
+        "KEDA maxReplicaCount",
+        f64::from(spec.max_replica_count),
+        "Jobs",
+    );
+    let set = AgentSet::new("keda", []).env(env::IDLE_EXIT_SECS, KEDA_IDLE_EXIT_SECS);
+    let mut events = session.events();
+    // The stream replays the session's history: only agents started from now on are KEDA's.
+    let earlier: std::collections::HashSet<String> = session
+        .event_history()
+        .iter()
+        .filter_map(|e| match e {
+            RuntimeEvent::Started { agent } => Some(agent.name.clone()),
+            _ => None,
+        })
+        .collect();
+    cluster.apply_scaled_job(&set).await?;
+    findings.event("keda-applied", format!("{:?} strategy", spec.strategy));
+
+    let started = Instant::now();
+    let gap = spec.polling_interval + spec.polling_interval / 2;
+    let task_queue = platform.queue.topology().task_queue.clone();
+    let mut samples: Vec<keda_formula::Sample> = Vec::new();
+    let sampling = async {
+        let mut tick = tokio::time::interval(SAMPLE_EVERY);
+        loop {
+            tick.tick().await;
+            // The exact ready count (passive declare), what KEDA's AMQP trigger reads.
+            if let Ok(depth) = platform.queue.depth(&task_queue).await {
+                samples.push(cluster.scaling_sample(started.elapsed(), u64::from(depth.ready)));
+            }
+        }
+    };
+    let total: u32 = BURSTS.iter().sum();
+    let driving = async {
+        let mut next = 0;
+        for (burst, size) in BURSTS.iter().enumerate() {
+            // Pacing the load: each burst is meant for a later poll.
+            tokio::time::sleep_until(started + gap * burst as u32).await;
+            for _ in 0..*size {
+                books
+                    .publish(
+                        platform,
+                        &task(&keda_task_id(next), 2, TaskFaults::default()),
+                    )
+                    .await?;
+                next += 1;
+            }
+            findings.event("burst", format!("{size} tasks"));
+            if burst == 0 {
+                // The fleet change lands while the first burst's Jobs run.
+                wait_event(
+                    &mut events,
+                    "a KEDA-created agent running",
+                    spec.polling_interval + Duration::from_secs(120),
+                    |e| match e {
+                        RuntimeEvent::Started { agent } if !earlier.contains(&agent.name) => {
+                            Some(())
+                        }
+                        _ => None,
+                    },
+                )
+                .await?;
+                let changed = set.clone().env(env::LOG, "debug");
+                cluster.apply_scaled_job(&changed).await?;
+                cluster.mark_fleet_change();
+                findings.event("fleet-change", "ScaledJob re-applied with AGENT_LOG=debug");
+            }
+        }
+        books
+            .wait_accounted(spec.polling_interval * 3 + Duration::from_secs(180))
+            .await
+    };
+    let drained = {
+        let (sampling, driving) = (std::pin::pin!(sampling), std::pin::pin!(driving));
+        match futures::future::select(sampling, driving).await {
+            Either::Right((result, _)) => result,
+            Either::Left((never, _)) => match never {},
+        }
+    };
+    findings.waiting_by_design += gap * (BURSTS.len() as u32 - 1);
+    drained?;
+    findings.figure(
+        "KEDA phase drain time",
+        started.elapsed().as_secs_f64(),
+        "s",
+    );
+    let created = samples.last().map(|s| s.created_jobs).unwrap_or(0);
+    let peak = samples.iter().map(|s| s.running_jobs).max().unwrap_or(0);
+    findings.figure("Jobs KEDA created", f64::from(created), "Jobs");
+    findings.bounded(
+        "peak KEDA Jobs running",
+        f64::from(peak),
+        "Jobs",
+        &format!("<= maxReplicaCount {}", spec.max_replica_count),
+        peak <= spec.max_replica_count,
+    );
+    findings.cluster_check(KEDA_CHECK, keda_formula::check(&spec, &samples, KEDA_SLACK));
+    findings.cluster_check(
+        ROLLOUT_CHECK,
+        rollout::check(&cluster.rollout_observation()),
+    );
+
+    // In-cluster Prometheus, discovering pods by annotation: every KEDA-run task counted. The
+    // pods come and go, so each pod's last scrape counts (max_over_time outlives staleness).
+    let query = format!(
+        "sum(max_over_time(agent_tasks_completed_total{}[15m]))",
+        selector(platform, &[("fleet", "keda"), ("status", "success")])
+    );
+    let expected = f64::from(total);
+    let seen = until(
+        format!("Prometheus: {query} = {expected}"),
+        Duration::from_secs(u64::from(KEDA_IDLE_EXIT_SECS) + 30),
+        Duration::from_secs(1),
+        || async {
+            match prometheus.scalar(&query).await {
+                Ok(v) if (v - expected).abs() < 0.5 => Probe::Ready(v),
+                Ok(v) => Probe::NotYet(format!("{v}")),
+                Err(e) => Probe::NotYet(e.to_string()),
+            }
+        },
+    )
+    .await;
+    let value = match &seen {
+        Ok(v) => *v,
+        Err(_) => prometheus.scalar(&query).await.unwrap_or(f64::NAN),
+    };
+    findings.bounded(
+        "Prometheus completed tasks, KEDA phase",
+        value,
+        "tasks",
+        &format!("= {total}"),
+        seen.is_ok(),
+    );
+    cluster.delete_scaled_job().await?;
     Ok(())
 }

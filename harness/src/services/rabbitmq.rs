@@ -61,10 +61,11 @@ impl RabbitMq {
         let management_port = container.host_port(MANAGEMENT_PORT).await?;
         let broker = RabbitMq {
             host_url: format!("amqp://{USER}:{PASSWORD}@127.0.0.1:{amqp_port}/%2f"),
-            management: Management {
-                base: format!("http://127.0.0.1:{management_port}"),
-                http: http_client(),
-            },
+            management: Management::new(
+                format!("http://127.0.0.1:{management_port}"),
+                USER,
+                PASSWORD,
+            ),
             container,
         };
         broker.wait_ready(timeout).await?;
@@ -126,15 +127,80 @@ pub struct QueueStats {
     pub consumers: u64,
 }
 
+/// `%XX` escapes decoded (userinfo of a URL); invalid escapes are kept as written.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// The RabbitMQ management HTTP API (port 15672). Its counters are sampled by the broker every
 /// few seconds, so they lag; exact ready counts come from [`QueueClient::depth`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Management {
     base: String,
+    user: String,
+    password: String,
     http: reqwest::Client,
 }
 
+/// Never prints the password.
+impl std::fmt::Debug for Management {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Management")
+            .field("base", &self.base)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Management {
+    /// The API at `base` (`http://host:15672`), authenticating as `user` (which needs the
+    /// `management` or `administrator` tag).
+    pub fn new(
+        base: impl Into<String>,
+        user: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Management {
+        Management {
+            base: base.into(),
+            user: user.into(),
+            password: password.into(),
+            http: http_client(),
+        }
+    }
+
+    /// The API at `base` with the credentials of an AMQP URL
+    /// (`amqp://user:password@host:port/vhost`, percent-encoded); None if it has none.
+    pub fn from_amqp_url(base: impl Into<String>, url: &str) -> Option<Management> {
+        let (_, rest) = url.split_once("://")?;
+        let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+        let (userinfo, _) = authority.rsplit_once('@')?;
+        let (user, password) = userinfo.split_once(':')?;
+        Some(Management::new(
+            base,
+            percent_decode(user),
+            percent_decode(password),
+        ))
+    }
+
     /// Creates (or updates) a user with full permissions on the default vhost: the credentials
     /// the manifests' example Secret gives the agents, so the Docker runtime can use the Secret
     /// as it is instead of swapping in the harness' own credentials.
@@ -158,7 +224,7 @@ impl Management {
         let response = self
             .http
             .put(&url)
-            .basic_auth(USER, Some(PASSWORD))
+            .basic_auth(&self.user, Some(&self.password))
             .json(body)
             .send()
             .await
@@ -183,7 +249,7 @@ impl Management {
         let response = self
             .http
             .get(&url)
-            .basic_auth(USER, Some(PASSWORD))
+            .basic_auth(&self.user, Some(&self.password))
             .send()
             .await
             .map_err(http_error)?;
@@ -192,5 +258,25 @@ impl Management {
             .json()
             .await
             .map_err(http_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn management_credentials_come_from_the_amqp_url_and_are_never_printed() {
+        let m = Management::from_amqp_url(
+            "http://127.0.0.1:1",
+            "amqp://agent%40fleet:p%3Ass@rabbitmq.message-queue.svc:5672/%2f",
+        )
+        .unwrap();
+        assert_eq!(
+            (m.user.as_str(), m.password.as_str()),
+            ("agent@fleet", "p:ss")
+        );
+        assert!(!format!("{m:?}").contains("p:ss"));
+        assert!(Management::from_amqp_url("http://x", "amqp://host:5672/%2f").is_none());
     }
 }

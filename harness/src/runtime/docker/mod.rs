@@ -280,6 +280,7 @@ impl DockerSession {
             gateway: gateway.admin().clone(),
             prometheus: prometheus.as_ref().map(|p| p.api().base_url().to_owned()),
             management: Some(rabbitmq.management().clone()),
+            metric_labels: Default::default(),
             reachable,
             unreachable,
         };
@@ -415,8 +416,14 @@ async fn network_gateway(engine: &Engine, network: &str) -> Result<IpAddr, Runti
 }
 
 impl Session for DockerSession {
+    type Cluster = crate::runtime::NoCluster;
+
     fn platform(&self) -> &Platform {
         &self.platform
+    }
+
+    fn cluster(&self) -> Result<&Self::Cluster, String> {
+        Err("the Docker runtime has no KEDA, PodDisruptionBudget or NetworkPolicy enforcement; run with --runtime kind or cluster".into())
     }
 
     fn template(&self) -> &PodTemplate {

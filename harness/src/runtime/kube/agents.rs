@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use agentfleet_cluster::checks::disruption;
 use agentfleet_cluster::fleet::{self, Fleet, KillOutcome, LogRequest};
 use agentfleet_cluster::pod_status::{self, JOB_NAME_LABEL, agent_status};
 use futures::StreamExt;
@@ -21,6 +22,9 @@ use super::status;
 use crate::runtime::event_bus::EventBus;
 use crate::runtime::{AgentRef, AgentSet, AgentStatus, EvictOutcome, RuntimeError, RuntimeEvent};
 
+/// How long a refused eviction waits for the budget to open before the refusal stands.
+pub const DRAIN_PATIENCE: Duration = Duration::from_secs(30);
+
 /// Agents of one namespace.
 pub struct AgentOps {
     fleet: Fleet,
@@ -32,6 +36,7 @@ pub struct AgentOps {
     /// The template's grace period, reported with a stop that does not override it.
     grace: Duration,
     start_timeout: Duration,
+    drain_patience: Duration,
 }
 
 impl std::fmt::Debug for AgentOps {
@@ -68,7 +73,14 @@ impl AgentOps {
             sequence: AtomicU32::new(0),
             grace,
             start_timeout,
+            drain_patience: DRAIN_PATIENCE,
         }
+    }
+
+    /// How long a refused eviction waits for the budget (default [`DRAIN_PATIENCE`]).
+    pub fn with_drain_patience(mut self, patience: Duration) -> Self {
+        self.drain_patience = patience;
+        self
     }
 
     pub fn jobs(&self) -> &JobTable {
@@ -171,19 +183,41 @@ impl AgentOps {
         Ok(status::statuses(&self.jobs, &pods.items))
     }
 
-    /// Eviction with the pod's grace period, or `grace`; a PDB refusal is an outcome, not an
-    /// error.
+    /// Eviction with the pod's grace period, or `grace`, as `kubectl drain` does it: a PDB
+    /// refusal (429) is retried once the budget's status allows a disruption again (watched,
+    /// up to [`DRAIN_PATIENCE`]), because the disruption controller counts newly Ready pods
+    /// asynchronously. A refusal that outlasts the wait is an outcome, not an error.
     pub async fn stop(
         &self,
         agent: &AgentRef,
         grace: Option<Duration>,
     ) -> Result<EvictOutcome, RuntimeError> {
         let grace_seconds = grace.map(|g| u32::try_from(g.as_secs()).unwrap_or(u32::MAX));
-        let outcome = self
-            .fleet
-            .evict(&agent.name, grace_seconds)
+        let evict = || async {
+            self.fleet
+                .evict(&agent.name, grace_seconds)
+                .await
+                .map_err(|e| agent_error(agent)(e.to_string()))
+        };
+        let mut outcome = evict().await?;
+        if let fleet::EvictOutcome::RefusedByBudget { message } = &outcome {
+            match disruption::wait_budgets(
+                self.fleet.client().clone(),
+                self.fleet.namespace(),
+                "status.disruptionsAllowed >= 1",
+                |s| s.disruptions_allowed >= 1,
+                self.drain_patience,
+            )
             .await
-            .map_err(|e| agent_error(agent)(e.to_string()))?;
+            {
+                Ok(_) => outcome = evict().await?,
+                Err(waited) => {
+                    outcome = fleet::EvictOutcome::RefusedByBudget {
+                        message: format!("{message} ({waited})"),
+                    }
+                }
+            }
+        }
         Ok(match outcome {
             fleet::EvictOutcome::Evicted => {
                 self.bus.publish(RuntimeEvent::StopRequested {

@@ -89,7 +89,7 @@ impl JobTable {
 }
 
 /// `a-z0-9-` only, trimmed, at most [`MAX_FLEET_IN_NAME`] characters.
-fn name_part(fleet: &str) -> String {
+pub(crate) fn name_part(fleet: &str) -> String {
     let cleaned: String = fleet
         .chars()
         .map(|c| {

@@ -11,6 +11,7 @@
 //! harness through port-forwards ([`port_forward`]).
 
 pub mod agents;
+pub mod cluster_ops;
 pub mod events;
 pub mod job;
 pub mod platform;
@@ -50,6 +51,7 @@ use crate::runtime::{
 use crate::scenario::ScenarioId;
 use crate::services::gateway::GatewayAdmin;
 use agents::AgentOps;
+use cluster_ops::{ClusterHistory, KubeCluster};
 use events::EventMapper;
 use port_forward::PortForward;
 
@@ -90,6 +92,8 @@ pub struct KubeRuntime {
     live: LiveNamespaces,
     /// Set once [`KubeRuntime::verify_cni`] saw a deny-all policy enforced.
     egress_enforced: Arc<AtomicBool>,
+    /// The canary's verdict, for the NetworkPolicy matrix check of every session.
+    canary: Arc<tokio::sync::Mutex<Option<Canary>>>,
     timeouts: Timeouts,
 }
 
@@ -115,6 +119,7 @@ impl KubeRuntime {
             flavour,
             live: LiveNamespaces::default(),
             egress_enforced: Arc::new(AtomicBool::new(false)),
+            canary: Arc::default(),
             timeouts: Timeouts::default(),
         }
     }
@@ -143,28 +148,10 @@ impl KubeRuntime {
     /// because a CNI that does not enforce NetworkPolicy (or fails open) would let the
     /// network-isolation scenario pass for the wrong reason.
     pub async fn verify_cni(&self) -> Result<Canary, RuntimeError> {
-        let namespace =
-            ScenarioNamespace::create(self.client.clone(), "cni-canary", self.live.clone())
-                .await
-                .map_err(|e| setup("CNI canary namespace")(e.to_string()))?;
-        let gateway = &platform::reachable()[1];
-        let target = netpol::Target {
-            host: gateway.host.clone(),
-            port: gateway.port,
-        };
-        let canary = netpol::run_canary(
-            self.client.clone(),
-            namespace.name(),
-            &target,
-            3,
-            self.timeouts.probe,
-        )
-        .await;
-        let cleanup = namespace.cleanup().await;
-        let canary = canary.map_err(|e| RuntimeError::Probe(e.to_string()))?;
-        cleanup.map_err(|e| RuntimeError::Other(e.to_string()))?;
+        let canary = run_cni_canary(&self.client, &self.live, self.timeouts.probe).await?;
         self.egress_enforced
             .store(canary == Canary::Enforced, Ordering::SeqCst);
+        *self.canary.lock().await = Some(canary.clone());
         Ok(canary)
     }
 
@@ -211,10 +198,34 @@ impl Runtime for KubeRuntime {
     }
 }
 
+/// The deny-all canary in a namespace of its own (the fleet's policies must not apply to it:
+/// their allow rules would let the probe through whatever the CNI does).
+pub(crate) async fn run_cni_canary(
+    client: &Client,
+    live: &LiveNamespaces,
+    probe_timeout: Duration,
+) -> Result<Canary, RuntimeError> {
+    let namespace = ScenarioNamespace::create(client.clone(), "cni-canary", live.clone())
+        .await
+        .map_err(|e| setup("CNI canary namespace")(e.to_string()))?;
+    let gateway = &platform::reachable()[1];
+    let target = netpol::Target {
+        host: gateway.host.clone(),
+        port: gateway.port,
+    };
+    let canary =
+        netpol::run_canary(client.clone(), namespace.name(), &target, 3, probe_timeout).await;
+    let cleanup = namespace.cleanup().await;
+    let canary = canary.map_err(|e| RuntimeError::Probe(e.to_string()))?;
+    cleanup.map_err(|e| RuntimeError::Other(e.to_string()))?;
+    Ok(canary)
+}
+
 /// One scenario's namespace on the cluster.
 pub struct KubeSession {
     client: Client,
     agents: AgentOps,
+    cluster: KubeCluster,
     template: PodTemplate,
     platform: Platform,
     bus: EventBus,
@@ -333,6 +344,9 @@ impl KubeSession {
         let gateway = PortForward::start(client.clone(), platform::gateway_http())
             .await
             .map_err(|e| setup("gateway")(e.to_string()))?;
+        let management = PortForward::start(client.clone(), platform::rabbitmq_management())
+            .await
+            .map_err(|e| setup("RabbitMQ management")(e.to_string()))?;
         let prometheus = if setup_request.prometheus {
             Some(
                 PortForward::start(client.clone(), platform::prometheus_http())
@@ -366,6 +380,7 @@ impl KubeSession {
             template.grace,
             runtime.timeouts.start,
         );
+        let history = ClusterHistory::default();
         let watch = tokio::spawn(publish_events(
             cluster_events(
                 client.clone(),
@@ -374,13 +389,30 @@ impl KubeSession {
             ),
             EventMapper::new(agents.jobs().clone(), agents.killed().clone()),
             bus.clone(),
+            history.clone(),
         ));
+        let cluster = KubeCluster::new(
+            client.clone(),
+            namespace.name(),
+            cluster_ops::keda_objects(&rendered, namespace.name()),
+            history,
+            runtime.canary.clone(),
+            runtime.live.clone(),
+            vec![
+                runtime.manifests.join("base"),
+                runtime.manifests.join("platform"),
+            ],
+            runtime.timeouts,
+        );
         let platform = Platform {
             queue,
             gateway: GatewayAdmin::new(format!("http://{}", gateway.local())),
             prometheus: prometheus.as_ref().map(|p| format!("http://{}", p.local())),
-            // The management client has no public constructor outside services::rabbitmq.
-            management: None,
+            management: crate::services::rabbitmq::Management::from_amqp_url(
+                format!("http://{}", management.local()),
+                &url,
+            ),
+            metric_labels: [("namespace".to_owned(), namespace.name().to_owned())].into(),
             reachable: platform::reachable(),
             unreachable: if setup_request.canary {
                 platform::unreachable()
@@ -388,13 +420,14 @@ impl KubeSession {
                 Vec::new()
             },
         };
-        let forwards = [Some(amqp), Some(gateway), prometheus]
+        let forwards = [Some(amqp), Some(gateway), Some(management), prometheus]
             .into_iter()
             .flatten()
             .collect();
         Ok(KubeSession {
             client,
             agents,
+            cluster,
             template,
             platform,
             bus,
@@ -447,11 +480,15 @@ async fn publish_events(
     > + Send,
     mut mapper: EventMapper,
     bus: EventBus,
+    history: ClusterHistory,
 ) {
     let mut stream = std::pin::pin!(stream);
     while let Some(event) = stream.next().await {
         match event {
-            Ok(event) => mapper.map(&event).into_iter().for_each(|e| bus.publish(e)),
+            Ok(event) => {
+                history.record(&event);
+                mapper.map(&event).into_iter().for_each(|e| bus.publish(e));
+            }
             // The watchers back off and resume; a gap shows up as late events, not lost ones
             // (a re-list replays current state, which the mapper deduplicates).
             Err(error) => tracing::warn!(%error, "cluster watch interrupted"),
@@ -460,8 +497,14 @@ async fn publish_events(
 }
 
 impl Session for KubeSession {
+    type Cluster = KubeCluster;
+
     fn platform(&self) -> &Platform {
         &self.platform
+    }
+
+    fn cluster(&self) -> Result<&KubeCluster, String> {
+        Ok(&self.cluster)
     }
 
     fn template(&self) -> &PodTemplate {
@@ -469,13 +512,10 @@ impl Session for KubeSession {
     }
 
     fn warnings(&self) -> Vec<String> {
-        vec![
-            format!(
-                "RabbitMQ, the gateway and Prometheus are the cluster's shared platform (installed by `cluster up`), not per-session; agents run in namespace {}",
-                self.namespace.name()
-            ),
-            "RabbitMQ management counters are not sampled on Kubernetes (no management client through the port-forward)".into(),
-        ]
+        vec![format!(
+            "RabbitMQ, the gateway and Prometheus are the cluster's shared platform (installed by `cluster up`), not per-session; agents run in namespace {}",
+            self.namespace.name()
+        )]
     }
 
     async fn start_agents(&self, set: &AgentSet) -> Result<Vec<AgentRef>, RuntimeError> {

@@ -24,6 +24,15 @@ pub fn rabbitmq_amqp() -> ForwardTarget {
     }
 }
 
+/// The management API: queue counters (unacked included) for the timeline.
+pub fn rabbitmq_management() -> ForwardTarget {
+    ForwardTarget {
+        what: "RabbitMQ management API".into(),
+        port: 15672,
+        ..rabbitmq_amqp()
+    }
+}
+
 pub fn gateway_http() -> ForwardTarget {
     ForwardTarget {
         what: "gateway admin API".into(),

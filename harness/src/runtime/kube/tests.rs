@@ -344,8 +344,20 @@ async fn mock_start_agents_times_out_naming_what_it_saw() {
     server.abort();
 }
 
+fn pdb(disruptions_allowed: i32) -> Value {
+    json!({
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": "agent-pdb", "namespace": NS, "generation": 1, "resourceVersion": "7"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "ai-agent"}}},
+        "status": {"observedGeneration": 1, "currentHealthy": 1 + disruptions_allowed, "desiredHealthy": 1,
+                   "disruptionsAllowed": disruptions_allowed, "expectedPods": 1 + disruptions_allowed}
+    })
+}
+
+const REFUSAL: &str = "Cannot evict pod as it would violate the pod's disruption budget.";
+
 #[tokio::test]
-async fn mock_stop_maps_eviction_201_429_404() {
+async fn mock_stop_maps_eviction_201_429_404_and_waits_like_a_drain() {
     let (client, mut handle) = mock_client();
     let server = tokio::spawn(async move {
         let (request, respond) = next(&mut handle, "eviction POST").await;
@@ -359,11 +371,24 @@ async fn mock_stop_maps_eviction_201_429_404() {
             201,
             json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201}),
         ));
+        // agent-b: refused, the budget opens (the controller counted a new Ready pod), retried.
         let (_, respond) = next(&mut handle, "eviction POST").await;
-        respond.send_response(respond_status(
-            429,
-            "TooManyRequests",
-            "Cannot evict pod as it would violate the pod's disruption budget.",
+        respond.send_response(respond_status(429, "TooManyRequests", REFUSAL));
+        let (request, respond) = next(&mut handle, "PDB list").await;
+        assert_eq!(
+            request.uri().path(),
+            format!("/apis/policy/v1/namespaces/{NS}/poddisruptionbudgets")
+        );
+        respond.send_response(respond_list(
+            "PodDisruptionBudgetList",
+            "policy/v1",
+            vec![pdb(1)],
+        ));
+        let (request, respond) = next(&mut handle, "eviction POST (retry)").await;
+        assert!(request.uri().path().ends_with("/pods/agent-b/eviction"));
+        respond.send_response(respond_json(
+            201,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201}),
         ));
         let (_, respond) = next(&mut handle, "eviction POST").await;
         respond.send_response(respond_status(
@@ -371,9 +396,21 @@ async fn mock_stop_maps_eviction_201_429_404() {
             "NotFound",
             "pods \"agent-c\" not found",
         ));
+        // agent-d: refused, and the budget stays closed past the patience.
+        let (_, respond) = next(&mut handle, "eviction POST").await;
+        respond.send_response(respond_status(429, "TooManyRequests", REFUSAL));
+        let (_, respond) = next(&mut handle, "PDB list").await;
+        respond.send_response(respond_list(
+            "PodDisruptionBudgetList",
+            "policy/v1",
+            vec![pdb(0)],
+        ));
+        // The watch that follows gets no answer: the budget never opens.
+        let _held = next(&mut handle, "PDB watch").await;
+        std::future::pending::<()>().await;
     });
     let bus = EventBus::default();
-    let ops = ops(client, bus.clone());
+    let ops = ops(client, bus.clone()).with_drain_patience(Duration::from_millis(500));
     let agent = |name: &str| AgentRef {
         index: 0,
         name: name.into(),
@@ -386,24 +423,40 @@ async fn mock_stop_maps_eviction_201_429_404() {
     );
     assert_eq!(
         ops.stop(&agent("agent-b"), None).await.unwrap(),
-        EvictOutcome::RefusedByBudget {
-            status: 429,
-            message: "Cannot evict pod as it would violate the pod's disruption budget.".into()
-        }
+        EvictOutcome::Evicted
     );
     assert_eq!(
         ops.stop(&agent("agent-c"), None).await.unwrap(),
         EvictOutcome::NotFound
     );
+    let EvictOutcome::RefusedByBudget { status, message } =
+        ops.stop(&agent("agent-d"), None).await.unwrap()
+    else {
+        panic!("a budget that stays closed must refuse")
+    };
+    assert_eq!(status, 429);
+    assert!(
+        message.starts_with(REFUSAL)
+            && message.contains("disruptionsAllowed >= 1")
+            && message
+                .contains("agent-pdb: currentHealthy=1 desiredHealthy=1 disruptionsAllowed=0"),
+        "{message}"
+    );
     assert_eq!(
         bus.history(),
-        [RuntimeEvent::StopRequested {
-            agent: agent("agent-a"),
-            grace_ms: 10_000
-        }],
+        [
+            RuntimeEvent::StopRequested {
+                agent: agent("agent-a"),
+                grace_ms: 10_000
+            },
+            RuntimeEvent::StopRequested {
+                agent: agent("agent-b"),
+                grace_ms: 40_000
+            }
+        ],
         "only an accepted eviction is a stop request"
     );
-    server.await.unwrap();
+    server.abort();
 }
 
 #[tokio::test]
