@@ -129,15 +129,36 @@ pub fn render_kind_overlay(manifests_dir: &Path) -> Result<Rendered, KustomizeEr
     kustomize::render(&manifests_dir.join("overlays/kind"))
 }
 
-/// Installs the platform and the fleet from manifests/overlays/kind. KEDA must be installed
-/// first: the fleet's ScaledJob and TriggerAuthentication are KEDA kinds.
+/// The namespace the reference fleet is written for.
+pub const FLEET_NAMESPACE: &str = "agents";
+
+/// Whether `object` is one of the reference fleet's workloads (its Job or ScaledJob).
+///
+/// `cluster up` leaves them out: they would consume the platform's one task queue, competing
+/// with the agents each scenario starts in its own namespace (a scenario's ledger would see
+/// tasks taken by agents it never started). Everything else of the fleet (namespace, Secret,
+/// PDB, NetworkPolicies, TriggerAuthentication) is applied, so the reference fleet can be
+/// started by hand with `kubectl apply -f manifests/base/scaledjob.yaml`.
+pub fn is_fleet_workload(object: &Value) -> bool {
+    (object["kind"] == "Job" || object["kind"] == "ScaledJob")
+        && object["metadata"]["namespace"] == FLEET_NAMESPACE
+}
+
+/// Installs the platform and the fleet's supporting objects from manifests/overlays/kind, the
+/// fleet's workloads left out ([`is_fleet_workload`]). KEDA must be installed first: the
+/// fleet's TriggerAuthentication is a KEDA kind.
 pub async fn install_platform(
     client: Client,
     manifests_dir: &Path,
     timeout: Duration,
 ) -> Result<Installed, InstallError> {
     let rendered = render_kind_overlay(manifests_dir)?;
-    apply_and_wait(client, rendered.objects, timeout).await
+    let objects = rendered
+        .objects
+        .into_iter()
+        .filter(|o| !is_fleet_workload(o))
+        .collect();
+    apply_and_wait(client, objects, timeout).await
 }
 
 #[cfg(test)]
@@ -172,6 +193,25 @@ mod tests {
         assert_eq!(
             deployments(&objects),
             vec![("keda".to_owned(), "keda-operator".to_owned())]
+        );
+    }
+
+    #[test]
+    fn cluster_up_leaves_out_exactly_the_fleets_job_and_scaledjob() {
+        let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests");
+        let rendered = render_kind_overlay(&manifests).unwrap();
+        let left_out: Vec<String> = rendered
+            .objects
+            .iter()
+            .filter(|o| is_fleet_workload(o))
+            .map(|o| format!("{}/{}", o["kind"].as_str().unwrap(), o["metadata"]["name"].as_str().unwrap()))
+            .collect();
+        assert_eq!(left_out, ["Job/agent-batch", "ScaledJob/agent-scaledjob"]);
+        assert!(
+            rendered
+                .objects
+                .iter()
+                .any(|o| o["kind"] == "TriggerAuthentication" && !is_fleet_workload(o))
         );
     }
 

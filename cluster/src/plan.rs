@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::apply::order_for_apply;
-use crate::keda::{KEDA_VERSION, keda_cache_path, keda_url, render_kind_overlay};
+use crate::keda::{KEDA_VERSION, is_fleet_workload, keda_cache_path, keda_url, render_kind_overlay};
 use crate::kind::{CgroupVersion, EffectiveConfig, KindError, effective_config};
 use crate::kustomize::{AppliedPatch, KustomizeError};
 
@@ -62,6 +62,9 @@ pub struct Plan {
     pub keda: KedaPlan,
     /// Platform and fleet objects in apply order (after KEDA).
     pub objects: Vec<PlannedObject>,
+    /// The fleet's workloads, rendered but not applied: each scenario starts its own agents in
+    /// its own namespace (see `keda::is_fleet_workload`).
+    pub left_out: Vec<PlannedObject>,
     pub patches: Vec<AppliedPatch>,
     pub scenarios: Vec<ScenarioPlan>,
 }
@@ -89,18 +92,18 @@ pub fn build(input: &PlanInput) -> Result<Plan, PlanError> {
     )?;
     let mut rendered = render_kind_overlay(&input.manifests)?;
     order_for_apply(&mut rendered.objects);
-    let objects = rendered
-        .objects
-        .iter()
-        .map(|o| PlannedObject {
-            kind: o["kind"].as_str().unwrap_or_default().to_owned(),
-            namespace: o["metadata"]["namespace"].as_str().map(str::to_owned),
-            name: o["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-        })
-        .collect();
+    let planned = |o: &serde_json::Value| PlannedObject {
+        kind: o["kind"].as_str().unwrap_or_default().to_owned(),
+        namespace: o["metadata"]["namespace"].as_str().map(str::to_owned),
+        name: o["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    };
+    let (left_out, applied): (Vec<_>, Vec<_>) =
+        rendered.objects.iter().partition(|o| is_fleet_workload(o));
+    let objects = applied.into_iter().map(planned).collect();
+    let left_out = left_out.into_iter().map(planned).collect();
     let cache_path = keda_cache_path(&input.cache_dir, KEDA_VERSION);
     Ok(Plan {
         cluster,
@@ -113,6 +116,7 @@ pub fn build(input: &PlanInput) -> Result<Plan, PlanError> {
             cache_path,
         },
         objects,
+        left_out,
         patches: rendered.patches,
         scenarios: input.scenarios.clone(),
     })
@@ -154,11 +158,18 @@ impl Plan {
             "manifests (overlays/kind, {} objects, server-side apply as `agentfleet`):\n",
             self.objects.len()
         ));
+        let line = |object: &PlannedObject| match &object.namespace {
+            Some(ns) => format!("  {} {ns}/{}\n", object.kind, object.name),
+            None => format!("  {} {}\n", object.kind, object.name),
+        };
         for object in &self.objects {
-            match &object.namespace {
-                Some(ns) => out.push_str(&format!("  {} {ns}/{}\n", object.kind, object.name)),
-                None => out.push_str(&format!("  {} {}\n", object.kind, object.name)),
-            }
+            out.push_str(&line(object));
+        }
+        out.push_str(
+            "not applied (the fleet's workloads would take the scenarios' tasks; each scenario starts its own agents in its own namespace):\n",
+        );
+        for object in &self.left_out {
+            out.push_str(&line(object));
         }
         out.push_str("overlay patches:\n");
         for patch in &self.patches {
@@ -235,7 +246,14 @@ mod tests {
         assert_eq!(plan.cluster.cluster_name, "agentfleet");
         assert_eq!(plan.objects[0].kind, "Namespace");
         assert!(
-            plan.objects
+            !plan
+                .objects
+                .iter()
+                .any(|o| o.kind == "ScaledJob" || o.kind == "Job"),
+            "cluster up applies no fleet workload"
+        );
+        assert!(
+            plan.left_out
                 .iter()
                 .any(|o| o.kind == "ScaledJob" && o.namespace.as_deref() == Some("agents"))
         );
@@ -245,6 +263,7 @@ mod tests {
             "agentfleet/agent:0.1.0",
             "replace /spec/template/spec/containers/0/imagePullPolicy = \"Never\"",
             "2. evict one agent",
+            "not applied (the fleet's workloads",
             "KEDA 2.16.1",
         ] {
             assert!(text.contains(needle), "missing `{needle}` in:\n{text}");

@@ -250,7 +250,12 @@ fn scenario_plans() -> Vec<ScenarioPlan> {
             let plan = crate::e2e::scenario_plan(*id);
             ScenarioPlan {
                 name: id.as_str().to_owned(),
-                steps: plan.steps.iter().map(|s| (*s).to_owned()).collect(),
+                steps: plan
+                    .steps
+                    .iter()
+                    .chain(plan.cluster_steps)
+                    .map(|s| (*s).to_owned())
+                    .collect(),
             }
         })
         .collect()

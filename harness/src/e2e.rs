@@ -171,20 +171,14 @@ pub fn resolve(choice: RuntimeChoice, host: &Host) -> anyhow::Result<Resolved> {
     Ok(resolved)
 }
 
-/// Checks that only a cluster can make, per scenario: what the Docker runtime skips.
-pub const CLUSTER_ONLY: [(ScenarioId, &str); 3] = [
-    (
-        ScenarioId::Scaling,
-        "KEDA ScaledJob formula (maxScale = ceil(min(queueLength/value, maxReplicaCount)))",
-    ),
-    (
-        ScenarioId::EvictionResume,
-        "Eviction API against the PDB (a maxUnavailable PDB answers 429 for Job pods)",
-    ),
-    (
-        ScenarioId::EvictionResume,
-        "ScaledJob rollout (the default strategy deletes running Jobs; gradual keeps them)",
-    ),
+/// Checks that only a cluster can make, per scenario: what the Docker runtime skips. The names
+/// are the scenarios' own, so the plan and the notice say exactly what the reports will show.
+pub const CLUSTER_ONLY: [(ScenarioId, &str); 5] = [
+    (ScenarioId::Scaling, scenarios::scaling::KEDA_CHECK),
+    (ScenarioId::Scaling, scenarios::scaling::ROLLOUT_CHECK),
+    (ScenarioId::EvictionResume, scenarios::eviction_resume::BUDGET_CHECK),
+    (ScenarioId::EvictionResume, scenarios::eviction_resume::BACKOFF_CHECK),
+    (ScenarioId::NetworkIsolation, scenarios::network_isolation::MATRIX_CHECK),
 ];
 
 fn find_on_path(binary: &str) -> Option<PathBuf> {
@@ -498,18 +492,21 @@ pub fn plan(resolved: &Resolved, ids: &[ScenarioId]) -> String {
             out.push_str(&format!("  {}. {step}\n", i + 1));
         }
         out.push_str(&format!("  bound: {}\n", p.bound));
+        if resolved.runtime != ResolvedRuntime::Docker {
+            for step in p.cluster_steps {
+                out.push_str(&format!("  on {}: {step}\n", resolved.runtime.name()));
+            }
+        }
         let cluster: Vec<&str> = CLUSTER_ONLY
             .iter()
             .filter(|(s, _)| s == id)
             .map(|(_, c)| *c)
             .collect();
         if !cluster.is_empty() {
-            // The checks and their recorders exist (agentfleet-cluster `checks/`), but the
-            // scenarios do not run them yet on kind/cluster: say so rather than promise them.
             let verb = if resolved.runtime == ResolvedRuntime::Docker {
                 "skipped on docker"
             } else {
-                "not yet run by this scenario on kind/cluster; check in agentfleet-cluster::checks"
+                "run on this runtime"
             };
             for check in cluster {
                 out.push_str(&format!("  cluster-only ({verb}): {check}\n"));
@@ -544,6 +541,8 @@ pub struct ScenarioPlan {
     pub proves: &'static str,
     pub steps: &'static [&'static str],
     pub bound: &'static str,
+    /// Further steps on kind/cluster, for the cluster-only checks.
+    pub cluster_steps: &'static [&'static str],
 }
 
 pub fn scenario_plan(id: ScenarioId) -> ScenarioPlan {
@@ -556,6 +555,12 @@ pub fn scenario_plan(id: ScenarioId) -> ScenarioPlan {
                 "ledger, gateway request log and Prometheus per phase",
             ],
             bound: "speed-up of 4 agents over 1 >= 3x; lost = 0; queue left = 0; gateway calls beyond each task's steps (not redelivered) = 0; Prometheus sum(agent_tasks_completed_total{status=\"success\"}) = 12 per phase; every agent completed tasks",
+            cluster_steps: &[
+                "apply the fleet's ScaledJob (agents exit after 25 s idle); bursts of 12, 23 and 6 tasks, 1.5 polling intervals apart",
+                "after the first KEDA agent runs, re-apply the ScaledJob with AGENT_LOG=debug (a fleet change)",
+                "sample every 1 s: ready messages (AMQP passive declare) and the ScaledJob's Jobs (watch); KEDA formula check for the ScaledJob's strategy within one polling interval (+5 s), peak <= maxReplicaCount",
+                "no Job running at the fleet change deleted unfinished; in-cluster Prometheus sum(max_over_time(agent_tasks_completed_total{fleet=\"keda\"}[15m])) = 41",
+            ],
         },
         ScenarioId::Oom => ScenarioPlan {
             proves: "an agent killed for memory (OOMKilled, exit 137) is replaced and its task resumes from the last step checkpoint; a task that OOMs on every delivery is dead-lettered",
@@ -565,6 +570,7 @@ pub fn scenario_plan(id: ScenarioId) -> ScenarioPlan {
                 "watch OOM kills, replacements and redeliveries; account for every task",
             ],
             bound: "OOMKilled exits >= 2, all 137, each replaced or restarted; oom-once resumed_from_step = 2 on attempt >= 2; oom-always dead-lettered exactly once (delivery limit 3), no result; the 6 others finished exactly once",
+            cluster_steps: &[],
         },
         ScenarioId::EvictionResume => ScenarioPlan {
             proves: "an agent stopped mid-task (SIGTERM, grace, SIGKILL) checkpoints and exits non-zero within its grace, and a replacement resumes the task",
@@ -574,6 +580,11 @@ pub fn scenario_plan(id: ScenarioId) -> ScenarioPlan {
                 "replacements finish both interrupted tasks",
             ],
             bound: "graceful exit = 143 before the grace; idle exit = 0; SIGTERM-ignoring exit = 137 within [grace-1, grace+5] s; resumed_from_step >= steps answered - 1 and > 0, attempt >= 2; lost = 0",
+            cluster_steps: &[
+                "start minAvailable keepers (agents on a queue of their own) so the PDB can admit an eviction",
+                "wait for the PDB to count the keepers and the agent under test healthy; evict the agent, then at once a keeper (Eviction API, no retry)",
+                "the first eviction admitted, the second refused with 429; the evicted pod carries DisruptionTarget and its Job's status.failed is unchanged after the replacement",
+            ],
         },
         ScenarioId::RetryStorm => ScenarioPlan {
             proves: "a gateway outage does not become a retry storm: backoff with full jitter and breakers bound the fleet's request rate, and the fleet recovers",
@@ -583,6 +594,7 @@ pub fn scenario_plan(id: ScenarioId) -> ScenarioPlan {
                 "the outage ends; every task must finish",
             ],
             bound: "rate in the outage's second half <= N / (C/2 + T_req) (N agents, T_req median request time); every agent's breaker opened (estimate N / O_open); no agent exits or restarts; last task done <= 20 s after the outage; without backoff (scenario option) the same bound must fail",
+            cluster_steps: &[],
         },
         ScenarioId::NetworkIsolation => ScenarioPlan {
             proves: "agents work with egress limited to the queue, the gateway and DNS, and reach nothing else",
@@ -592,6 +604,11 @@ pub fn scenario_plan(id: ScenarioId) -> ScenarioPlan {
                 "2 isolated agents complete 4 tasks",
             ],
             bound: "allowed peers reachable = all; forbidden targets reachable = 0; tasks completed = 4",
+            cluster_steps: &[
+                "the deny-all CNI canary first (the whole scenario is skipped if a probe connects through it)",
+                "expected matrix = `agentfleet netpol manifests/base manifests/platform`; probe every agent-row cell with an in-cluster address (RabbitMQ 5672/15672/15692, gateway 8080, Prometheus 9090, DNS over TCP, the API server) from an agent-labelled pod",
+                "a wrong cell prints both matrices and an `agentfleet probe` command reproducing it",
+            ],
         },
     }
 }
@@ -638,7 +655,13 @@ mod tests {
     #[test]
     fn docker_notice_names_the_skipped_cluster_checks_of_the_selected_scenarios() {
         let all = docker_skip_notice(&ScenarioId::ALL);
-        for check in ["KEDA ScaledJob formula", "429", "rollout"] {
+        for check in [
+            "KEDA ScaledJob follows its scaling formula",
+            "429",
+            "fleet change",
+            "backoffLimit",
+            "NetworkPolicy truth table",
+        ] {
             assert!(all.contains(check), "{all}");
         }
         let oom = docker_skip_notice(&[ScenarioId::Oom]);
@@ -661,7 +684,7 @@ mod tests {
         assert!(text.contains("retry-storm: "), "{text}");
         assert!(text.contains("N / (C/2 + T_req)"), "{text}");
         assert!(
-            text.contains("cluster-only (skipped on docker): KEDA ScaledJob formula"),
+            text.contains("cluster-only (skipped on docker): KEDA ScaledJob follows"),
             "{text}"
         );
         assert!(

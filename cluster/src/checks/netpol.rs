@@ -504,6 +504,44 @@ mod tests {
         assert!(!probeable(&matrix, &resolve_all).is_empty());
     }
 
+    #[test]
+    fn in_cluster_probes_of_the_reference_fleet_expect_queue_gateway_and_dns_only() {
+        let manifests = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests");
+        let matrix = super::expected(&[manifests.join("base"), manifests.join("platform")]).unwrap();
+        let mut cells: Vec<String> = probeable(&matrix, &in_cluster_target)
+            .into_iter()
+            .map(|(r, c, t)| {
+                format!(
+                    "{} -> {}:{} {}",
+                    matrix.rows[r].name,
+                    t.host,
+                    t.port,
+                    word(matrix.cells[r][c].allowed)
+                )
+            })
+            .filter(|line| line.starts_with("Job "))
+            .collect();
+        cells.sort();
+        assert_eq!(
+            cells,
+            [
+                "Job agents/agent-batch -> gateway.llm-gateway.svc:8080 allow",
+                "Job agents/agent-batch -> kube-dns.kube-system.svc:53 allow",
+                "Job agents/agent-batch -> kubernetes.default.svc:443 deny",
+                "Job agents/agent-batch -> prometheus.monitoring.svc:9090 deny",
+                "Job agents/agent-batch -> rabbitmq.message-queue.svc:15672 deny",
+                "Job agents/agent-batch -> rabbitmq.message-queue.svc:15692 deny",
+                "Job agents/agent-batch -> rabbitmq.message-queue.svc:5672 allow",
+            ]
+        );
+    }
+
+    #[test]
+    fn expected_matrix_of_unreadable_manifests_names_the_path() {
+        let error = super::expected(&["/nonexistent/manifests".into()]).unwrap_err();
+        assert!(error.contains("/nonexistent/manifests"), "{error}");
+    }
+
     #[tokio::test]
     async fn mock_canary_that_connects_through_deny_all_reports_not_enforced() {
         let (client, mut handle) = mock::client();

@@ -716,3 +716,348 @@ fn an_evicted_pod_does_not_count_against_the_backoff_limit_and_a_killed_one_exit
         }]
     );
 }
+
+/// [`ClusterOps`](crate::runtime::ClusterOps) on Kubernetes (`cluster_ops.rs`): the KEDA
+/// objects, the watches' history, the disruption budget and the NetworkPolicy probes.
+mod cluster {
+    use std::path::PathBuf;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use agentfleet_cluster::checks::Verdict as CheckVerdict;
+    use agentfleet_cluster::checks::disruption::EvictionAttempt;
+    use agentfleet_cluster::checks::netpol::{self, Canary};
+    use agentfleet_cluster::events::{ClusterEvent, ClusterEventKind, JobState};
+    use agentfleet_cluster::fleet::EvictOutcome as ClusterEvictOutcome;
+    use agentfleet_cluster::keda;
+    use agentfleet_cluster::namespace::LiveNamespaces;
+    use agentfleet_cluster::pod_status::agent_status;
+    use agentfleet_cluster::probe::PROBE_LABEL;
+    use serde_json::{Value, json};
+
+    use super::{
+        MockHandle, NS, REFUSAL, json_body, mock_client, next, pod, query, respond_json,
+        respond_list, respond_status, respond_watch, running,
+    };
+    use crate::runtime::kube::Timeouts;
+    use crate::runtime::kube::cluster_ops::{
+        ClusterHistory, KedaObjects, KubeCluster, keda_objects, scaled_job_for,
+    };
+    use crate::runtime::{AgentRef, AgentSet, ClusterOps, DisruptionBudget, RuntimeError};
+
+    const KEDA_API: &str = "/apis/keda.sh/v1alpha1";
+
+    fn manifests() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../manifests")
+    }
+
+    /// manifests/overlays/kind rendered, as the kind runtime renders it.
+    fn rendered() -> Vec<Value> {
+        keda::render_kind_overlay(&manifests())
+            .expect("manifests/overlays/kind renders")
+            .objects
+    }
+
+    fn keda_of_manifests() -> KedaObjects {
+        keda_objects(&rendered(), NS).expect("the manifests define a ScaledJob in `agents`")
+    }
+
+    fn policy_sources() -> Vec<PathBuf> {
+        vec![manifests().join("base"), manifests().join("platform")]
+    }
+
+    fn kube_cluster(
+        client: kube::Client,
+        keda: Option<KedaObjects>,
+        history: ClusterHistory,
+        canary: Option<Canary>,
+    ) -> KubeCluster {
+        KubeCluster::new(
+            client,
+            NS,
+            keda,
+            history,
+            Arc::new(tokio::sync::Mutex::new(canary)),
+            LiveNamespaces::default(),
+            policy_sources(),
+            Timeouts {
+                start: Duration::from_secs(5),
+                probe: Duration::from_secs(5),
+            },
+        )
+    }
+
+    /// Asserts that the client sends nothing more (a retry, a stray request) within 200 ms.
+    async fn assert_no_request(handle: &mut MockHandle, after: &str) {
+        if let Ok(Some((request, _))) =
+            tokio::time::timeout(Duration::from_millis(200), handle.next_request()).await
+        {
+            panic!(
+                "unexpected request after {after}: {} {}",
+                request.method(),
+                request.uri()
+            );
+        }
+    }
+
+    fn agent(name: &str) -> AgentRef {
+        AgentRef {
+            index: 0,
+            name: name.into(),
+        }
+    }
+
+    fn event(kind: ClusterEventKind) -> ClusterEvent {
+        ClusterEvent {
+            observed: k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            kind,
+        }
+    }
+
+    /// A Job as the session's Job watch reports it.
+    fn job(name: &str, scaled_job: &str, ready: i32, finished: bool) -> ClusterEvent {
+        event(ClusterEventKind::Job(JobState {
+            name: name.into(),
+            scaled_job: Some(scaled_job.into()),
+            active: i32::from(!finished),
+            ready,
+            succeeded: i32::from(finished),
+            failed: 0,
+            conditions: if finished {
+                vec!["Complete=True (CompletionsReached)".into()]
+            } else {
+                vec![]
+            },
+        }))
+    }
+
+    fn job_deleted(name: &str) -> ClusterEvent {
+        event(ClusterEventKind::JobDeleted { name: name.into() })
+    }
+
+    fn pod_event(pod: Value) -> ClusterEvent {
+        event(ClusterEventKind::Pod(agent_status(
+            &serde_json::from_value(pod).expect("a Pod"),
+        )))
+    }
+
+    fn env_named<'a>(container: &'a Value, name: &str) -> &'a Value {
+        container["env"]
+            .as_array()
+            .expect("container env")
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("no env {name} in {container:#}"))
+    }
+
+    fn agent_container(scaled_job: &Value) -> &Value {
+        &scaled_job["spec"]["jobTargetRef"]["template"]["spec"]["containers"][0]
+    }
+
+    #[test]
+    fn keda_objects_retarget_the_scaled_job_and_pick_the_trigger_authentication_it_names() {
+        let mut objects = rendered();
+        // A TriggerAuthentication the trigger does not name, ahead of the real one.
+        objects.insert(
+            0,
+            json!({"apiVersion": "keda.sh/v1alpha1", "kind": "TriggerAuthentication",
+                "metadata": {"name": "other-auth", "namespace": "agents"}, "spec": {}}),
+        );
+        let keda = keda_objects(&objects, NS).expect("a ScaledJob in `agents`");
+        assert_eq!(keda.scaled_job["kind"], "ScaledJob");
+        assert_eq!(keda.scaled_job["metadata"]["name"], "agent-scaledjob");
+        assert_eq!(keda.scaled_job["metadata"]["namespace"], NS);
+        assert_eq!(
+            keda.scaled_job["spec"]["triggers"][0]["authenticationRef"]["name"],
+            "rabbitmq-auth"
+        );
+        let auth = keda
+            .trigger_authentication
+            .expect("the TriggerAuthentication named by authenticationRef");
+        assert_eq!(auth["kind"], "TriggerAuthentication");
+        assert_eq!(auth["metadata"]["name"], "rabbitmq-auth");
+        assert_eq!(auth["metadata"]["namespace"], NS);
+        assert_eq!(auth["spec"]["secretTargetRef"][0]["name"], "agent-secrets");
+
+        let without_scaled_job: Vec<Value> = objects
+            .into_iter()
+            .filter(|o| o["kind"] != "ScaledJob")
+            .collect();
+        assert!(keda_objects(&without_scaled_job, NS).is_none());
+    }
+
+    #[test]
+    fn scaled_job_for_sets_the_fleet_label_and_env_overrides_keeping_the_rest() {
+        let keda = keda_of_manifests();
+        let set = AgentSet::new("Scaling Up", [0])
+            .env("AGENT_IDLE_EXIT_SECS", 25)
+            .env("AGENT_TEST_STEP_DELAY_MS", 300)
+            .env("AGENT_INDEX", 7);
+        let object = scaled_job_for(&keda.scaled_job, &set).unwrap();
+        let labels = &object["spec"]["jobTargetRef"]["template"]["metadata"]["labels"];
+        assert_eq!(labels["agentfleet.dev/fleet"], "scaling-up");
+        assert_eq!(labels["app"], "ai-agent", "template label kept");
+        let container = agent_container(&object);
+        assert_eq!(
+            env_named(container, "AGENT_IDLE_EXIT_SECS"),
+            &json!({"name": "AGENT_IDLE_EXIT_SECS", "value": "25"}),
+            "override replaces the manifests' 60"
+        );
+        assert_eq!(
+            env_named(container, "AGENT_TEST_STEP_DELAY_MS"),
+            &json!({"name": "AGENT_TEST_STEP_DELAY_MS", "value": "300"}),
+            "new variable added"
+        );
+        assert_eq!(
+            env_named(container, "AGENT_INDEX"),
+            &json!({"name": "AGENT_INDEX", "value": "7"}),
+            "a literal replaces the valueFrom of the same name"
+        );
+        assert_eq!(env_named(container, "AGENT_LOG")["value"], "info");
+        assert!(env_named(container, "AGENT_QUEUE_URL")["valueFrom"]["secretKeyRef"].is_object());
+        let before = agent_container(&keda.scaled_job)["env"]
+            .as_array()
+            .unwrap()
+            .len();
+        assert_eq!(
+            container["env"].as_array().unwrap().len(),
+            before + 1,
+            "only the new variable is added"
+        );
+        assert_eq!(object["spec"]["rollout"], keda.scaled_job["spec"]["rollout"]);
+        assert_eq!(object["metadata"]["namespace"], NS);
+
+        let mut broken = keda.scaled_job.clone();
+        broken["spec"]["jobTargetRef"]
+            .as_object_mut()
+            .unwrap()
+            .remove("template");
+        assert!(
+            matches!(scaled_job_for(&broken, &set), Err(RuntimeError::Setup(m)) if m.contains("spec.jobTargetRef.template"))
+        );
+    }
+
+    fn keda_resources() -> Value {
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "keda.sh/v1alpha1", "resources": [
+            {"name": "scaledjobs", "singularName": "scaledjob", "namespaced": true, "kind": "ScaledJob", "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
+            {"name": "scaledjobs/status", "singularName": "", "namespaced": true, "kind": "ScaledJob", "verbs": ["get", "patch", "update"]},
+            {"name": "triggerauthentications", "singularName": "triggerauthentication", "namespaced": true, "kind": "TriggerAuthentication", "verbs": ["get", "list", "watch", "create", "patch", "delete"]}
+        ]})
+    }
+
+    fn assert_server_side_apply(request: &http::Request<kube::client::Body>, path: &str) {
+        assert_eq!(request.method(), http::Method::PATCH);
+        assert_eq!(request.uri().path(), path);
+        assert_eq!(
+            request.headers()["content-type"],
+            "application/apply-patch+yaml"
+        );
+        assert_eq!(
+            query(request, "fieldManager").as_deref(),
+            Some("agentfleet")
+        );
+        assert_eq!(query(request, "force").as_deref(), Some("true"));
+    }
+
+    #[tokio::test]
+    async fn mock_apply_scaled_job_applies_the_trigger_authentication_then_the_scaled_job_in_the_session()
+     {
+        let (client, mut handle) = mock_client();
+        let server = tokio::spawn(async move {
+            let (request, respond) = next(&mut handle, "discovery of keda.sh/v1alpha1").await;
+            assert_eq!(request.method(), http::Method::GET);
+            assert_eq!(request.uri().path(), KEDA_API);
+            respond.send_response(respond_json(200, keda_resources()));
+
+            let (request, respond) = next(&mut handle, "TriggerAuthentication apply").await;
+            assert_server_side_apply(
+                &request,
+                &format!("{KEDA_API}/namespaces/{NS}/triggerauthentications/rabbitmq-auth"),
+            );
+            let body = json_body(request).await;
+            assert_eq!(body["kind"], "TriggerAuthentication");
+            assert_eq!(body["metadata"]["namespace"], NS);
+            assert_eq!(body["spec"]["secretTargetRef"][0]["key"], "amqp-url");
+            respond.send_response(respond_json(200, body));
+
+            let (request, respond) = next(&mut handle, "ScaledJob apply").await;
+            assert_server_side_apply(
+                &request,
+                &format!("{KEDA_API}/namespaces/{NS}/scaledjobs/agent-scaledjob"),
+            );
+            let body = json_body(request).await;
+            assert_eq!(body["kind"], "ScaledJob");
+            assert_eq!(body["metadata"]["namespace"], NS);
+            let template = &body["spec"]["jobTargetRef"]["template"];
+            assert_eq!(template["metadata"]["labels"]["agentfleet.dev/fleet"], "scaling");
+            assert_eq!(template["metadata"]["labels"]["app"], "ai-agent");
+            let container = agent_container(&body);
+            assert_eq!(
+                env_named(container, "AGENT_IDLE_EXIT_SECS"),
+                &json!({"name": "AGENT_IDLE_EXIT_SECS", "value": "25"})
+            );
+            assert_eq!(env_named(container, "AGENT_LOG")["value"], "info");
+            assert!(
+                env_named(container, "AGENT_QUEUE_URL")["valueFrom"]["secretKeyRef"].is_object()
+            );
+            assert_eq!(body["spec"]["rollout"]["strategy"], "gradual");
+            respond.send_response(respond_json(200, body));
+            handle
+        });
+        let cluster = kube_cluster(
+            client,
+            Some(keda_of_manifests()),
+            ClusterHistory::default(),
+            None,
+        );
+        cluster
+            .apply_scaled_job(&AgentSet::new("scaling", [0]).env("AGENT_IDLE_EXIT_SECS", 25))
+            .await
+            .unwrap();
+        let mut handle = server.await.unwrap();
+        assert_no_request(&mut handle, "the ScaledJob apply").await;
+    }
+
+    #[tokio::test]
+    async fn mock_apply_scaled_job_without_keda_fails_setup_before_the_scaled_job() {
+        let (client, mut handle) = mock_client();
+        let server = tokio::spawn(async move {
+            let (request, respond) = next(&mut handle, "discovery of keda.sh/v1alpha1").await;
+            assert_eq!(request.uri().path(), KEDA_API);
+            respond.send_response(respond_status(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            ));
+            handle
+        });
+        let cluster = kube_cluster(
+            client,
+            Some(keda_of_manifests()),
+            ClusterHistory::default(),
+            None,
+        );
+        let error = cluster
+            .apply_scaled_job(&AgentSet::new("scaling", [0]))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, RuntimeError::Setup(m) if m.contains("TriggerAuthentication") && m.contains("is KEDA installed?")),
+            "{error}"
+        );
+        let mut handle = server.await.unwrap();
+        assert_no_request(&mut handle, "the failed discovery").await;
+
+        // Manifests without a ScaledJob: refused before any request.
+        let (client, mut handle) = mock_client();
+        let cluster = kube_cluster(client, None, ClusterHistory::default(), None);
+        let error = cluster
+            .apply_scaled_job(&AgentSet::new("scaling", [0]))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, RuntimeError::Setup(m) if m.contains("manifests/base/scaledjob.yaml")),
+            "{error}"
+        );
+        assert_no_request(&mut handle, "a refused apply").await;
+    }
