@@ -399,7 +399,15 @@ pub trait HostProbe {
     fn free_disk_bytes(&self, path: &Path) -> Result<u64, String>;
     fn available_memory_bytes(&self) -> Result<u64, String>;
     fn image_present(&self, image: &str) -> Result<bool, String>;
+    /// The value of `label` on a local image (None: no such label).
+    fn image_label(&self, image: &str, label: &str) -> Result<Option<String>, String> {
+        let _ = (image, label);
+        Ok(None)
+    }
 }
+
+/// Label `cargo xtask images` sets to `debian` on platform images built from Debian packages.
+pub const BASE_LABEL: &str = "dev.agentfleet.base";
 
 /// What a kind run needs.
 #[derive(Debug, Clone)]
@@ -476,6 +484,13 @@ pub fn preflight(probe: &dyn HostProbe, requirements: &Requirements) -> Prefligh
     }
     for image in &requirements.images {
         match probe.image_present(image) {
+            Ok(true) if image.contains("prometheus")
+                && probe.image_label(image, BASE_LABEL).ok().flatten().as_deref() == Some("debian") =>
+            {
+                report.problems.push(format!(
+                    "local image {image} was built from Debian packages (the upstream prom/prometheus image could not be pulled), and Debian's Prometheus has Kubernetes service discovery compiled out: the in-cluster Prometheus (kubernetes_sd_configs) would refuse its configuration. Make the upstream image pullable (`docker pull prom/prometheus:v2.42.0`), then `docker rmi {image}` and `cargo xtask images`"
+                ))
+            }
             Ok(true) => {}
             Ok(false) => report.problems.push(format!(
                 "local image {image} is missing: build it with `cargo xtask images`"
@@ -553,6 +568,13 @@ impl HostProbe for SystemProbe {
             .docker(&["image", "inspect", "--format", "{{.Id}}", image])?
             .status
             .success())
+    }
+
+    fn image_label(&self, image: &str, label: &str) -> Result<Option<String>, String> {
+        let format = format!("{{{{index .Config.Labels \"{label}\"}}}}");
+        let out = self.docker(&["image", "inspect", "--format", &format, image])?;
+        let value = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        Ok((out.status.success() && !value.is_empty() && value != "<no value>").then_some(value))
     }
 }
 
@@ -727,6 +749,7 @@ mod tests {
         free_disk: u64,
         memory: u64,
         images: Vec<&'static str>,
+        debian_built: Vec<&'static str>,
     }
 
     impl HostProbe for FakeHost {
@@ -745,6 +768,36 @@ mod tests {
         fn image_present(&self, image: &str) -> Result<bool, String> {
             Ok(self.images.contains(&image))
         }
+        fn image_label(&self, image: &str, label: &str) -> Result<Option<String>, String> {
+            Ok((label == BASE_LABEL && self.debian_built.contains(&image))
+                .then(|| "debian".to_owned()))
+        }
+    }
+
+    #[test]
+    fn preflight_refuses_a_debian_built_prometheus_for_kind() {
+        let host = FakeHost {
+            docker: Ok("26.1.5".into()),
+            free_disk: 50 << 30,
+            memory: 16 << 30,
+            images: vec!["agentfleet/prometheus:2.42.0", "agentfleet/rabbitmq:3.10.8"],
+            debian_built: vec!["agentfleet/prometheus:2.42.0", "agentfleet/rabbitmq:3.10.8"],
+        };
+        let report = preflight(
+            &host,
+            &Requirements::for_images(vec![
+                "agentfleet/prometheus:2.42.0".into(),
+                "agentfleet/rabbitmq:3.10.8".into(),
+            ]),
+        );
+        assert_eq!(report.problems.len(), 1, "{:#?}", report.problems);
+        assert!(
+            report.problems[0].contains("agentfleet/prometheus:2.42.0")
+                && report.problems[0].contains("service discovery")
+                && report.problems[0].contains("docker pull prom/prometheus:v2.42.0"),
+            "{}",
+            report.problems[0]
+        );
     }
 
     #[test]
@@ -754,6 +807,7 @@ mod tests {
             free_disk: 50 << 30,
             memory: 16 << 30,
             images: vec!["agentfleet/agent:0.1.0"],
+            debian_built: vec![],
         };
         let report = preflight(
             &host,
@@ -774,6 +828,7 @@ mod tests {
             free_disk: 1 << 30,
             memory: 1 << 30,
             images: vec![],
+            debian_built: vec![],
         };
         let report = preflight(
             &host,

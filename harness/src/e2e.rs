@@ -176,9 +176,18 @@ pub fn resolve(choice: RuntimeChoice, host: &Host) -> anyhow::Result<Resolved> {
 pub const CLUSTER_ONLY: [(ScenarioId, &str); 5] = [
     (ScenarioId::Scaling, scenarios::scaling::KEDA_CHECK),
     (ScenarioId::Scaling, scenarios::scaling::ROLLOUT_CHECK),
-    (ScenarioId::EvictionResume, scenarios::eviction_resume::BUDGET_CHECK),
-    (ScenarioId::EvictionResume, scenarios::eviction_resume::BACKOFF_CHECK),
-    (ScenarioId::NetworkIsolation, scenarios::network_isolation::MATRIX_CHECK),
+    (
+        ScenarioId::EvictionResume,
+        scenarios::eviction_resume::BUDGET_CHECK,
+    ),
+    (
+        ScenarioId::EvictionResume,
+        scenarios::eviction_resume::BACKOFF_CHECK,
+    ),
+    (
+        ScenarioId::NetworkIsolation,
+        scenarios::network_isolation::MATRIX_CHECK,
+    ),
 ];
 
 fn find_on_path(binary: &str) -> Option<PathBuf> {

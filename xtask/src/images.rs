@@ -24,6 +24,9 @@ use crate::project_root;
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
 const HASH_LABEL: &str = "dev.agentfleet.context-hash";
+/// Set to `debian` on platform images built from Debian packages instead of the upstream image;
+/// `agentfleet cluster up` reads it (Debian's Prometheus cannot discover Kubernetes pods).
+const BASE_LABEL: &str = "dev.agentfleet.base";
 const DEBIAN_SUITE: &str = "bookworm";
 /// Everything the platform images need from Debian, installed once into one shared base.
 const DEBIAN_PACKAGES: &str = "rabbitmq-server,prometheus,ca-certificates";
@@ -290,6 +293,16 @@ fn stage_context(image: &Image) -> Result<PathBuf> {
             ),
         )?;
     }
+    if let Recipe::Platform {
+        fallback_dockerfile,
+    } = image.recipe
+    {
+        // The Debian recipe is part of what the image is: a changed recipe rebuilds it.
+        fs::write(
+            dir.join("Dockerfile.debian.recipe"),
+            debian_dockerfile(fallback_dockerfile, "{base}"),
+        )?;
+    }
     if let Recipe::StaticBinary { bin, .. } = image.recipe {
         let binary = project_root()
             .join("target")
@@ -372,8 +385,17 @@ fn build_platform(
     }
     let base = ensure_debian_base(progress)?;
     let fallback = context.join("Dockerfile.debian");
-    fs::write(&fallback, fallback_dockerfile.replace("{base}", &base))?;
+    fs::write(&fallback, debian_dockerfile(fallback_dockerfile, &base))?;
     docker_build(context, &image.reference(), hash, Some(&fallback))
+}
+
+/// The Dockerfile that builds a platform image from Debian packages on `base`, labelled so that
+/// `cluster up` can tell it from the upstream image.
+fn debian_dockerfile(template: &str, base: &str) -> String {
+    format!(
+        "{}\nLABEL {BASE_LABEL}=debian\n",
+        template.replace("{base}", base).trim_end()
+    )
 }
 
 /// Runs `f` on a thread and gives up after `limit` (a pull that hangs on a dead network).
