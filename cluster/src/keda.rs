@@ -204,7 +204,13 @@ mod tests {
             .objects
             .iter()
             .filter(|o| is_fleet_workload(o))
-            .map(|o| format!("{}/{}", o["kind"].as_str().unwrap(), o["metadata"]["name"].as_str().unwrap()))
+            .map(|o| {
+                format!(
+                    "{}/{}",
+                    o["kind"].as_str().unwrap(),
+                    o["metadata"]["name"].as_str().unwrap()
+                )
+            })
             .collect();
         assert_eq!(left_out, ["Job/agent-batch", "ScaledJob/agent-scaledjob"]);
         assert!(

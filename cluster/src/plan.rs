@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::apply::order_for_apply;
-use crate::keda::{KEDA_VERSION, is_fleet_workload, keda_cache_path, keda_url, render_kind_overlay};
+use crate::keda::{
+    KEDA_VERSION, is_fleet_workload, keda_cache_path, keda_url, render_kind_overlay,
+};
 use crate::kind::{CgroupVersion, EffectiveConfig, KindError, effective_config};
 use crate::kustomize::{AppliedPatch, KustomizeError};
 

@@ -57,6 +57,13 @@ pub struct AgentTemplate {
     /// `None` keeps the image's user (65532 for the reference agent).
     pub user: Option<String>,
     pub read_only_rootfs: bool,
+    /// Capabilities dropped (the reference pod template drops `ALL`).
+    pub cap_drop: Vec<String>,
+    /// `allowPrivilegeEscalation: false`: the process cannot gain privileges (no_new_privs).
+    pub no_new_privileges: bool,
+    /// `seccompProfile: Unconfined` turns Docker's default seccomp profile off; anything else
+    /// keeps it (RuntimeDefault is Docker's default profile).
+    pub seccomp_unconfined: bool,
     /// Publish the metrics port on 127.0.0.1. This also attaches the agent to the scope's edge
     /// network (Docker cannot publish ports from an internal network only); turn it off for
     /// isolation scenarios.
@@ -65,8 +72,26 @@ pub struct AgentTemplate {
 }
 
 impl AgentTemplate {
-    /// Defaults: 128 MiB, 10 s grace, read-only root with a small `/tmp`, metrics published,
-    /// no restart.
+    /// The template's security settings on `spec`: read-only root (with a small `/tmp`),
+    /// dropped capabilities, no privilege escalation, seccomp.
+    pub fn harden(&self, mut spec: ContainerSpec) -> ContainerSpec {
+        if self.read_only_rootfs {
+            spec = spec.read_only_rootfs().tmpfs("/tmp", "size=16m,mode=1777");
+        }
+        for capability in &self.cap_drop {
+            spec = spec.cap_drop(capability);
+        }
+        if self.no_new_privileges {
+            spec = spec.security_opt("no-new-privileges");
+        }
+        if self.seccomp_unconfined {
+            spec = spec.security_opt("seccomp=unconfined");
+        }
+        spec
+    }
+
+    /// Defaults: 128 MiB, 10 s grace, read-only root with a small `/tmp`, every capability
+    /// dropped, no privilege escalation, metrics published, no restart.
     pub fn new(image: impl Into<String>) -> AgentTemplate {
         AgentTemplate {
             image: image.into(),
@@ -76,6 +101,9 @@ impl AgentTemplate {
             stop_grace: Duration::from_secs(10),
             user: None,
             read_only_rootfs: true,
+            cap_drop: vec!["ALL".to_owned()],
+            no_new_privileges: true,
+            seccomp_unconfined: false,
             publish_metrics: true,
             restart: Restart::Never,
         }
@@ -181,10 +209,7 @@ impl AgentLauncher {
         if let Some(user) = &t.user {
             spec = spec.user(user);
         }
-        if t.read_only_rootfs {
-            spec = spec.read_only_rootfs().tmpfs("/tmp", "size=16m,mode=1777");
-        }
-        spec
+        t.harden(spec)
     }
 
     /// Creates and starts agent `index`.

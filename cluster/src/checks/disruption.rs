@@ -80,7 +80,6 @@ pub async fn wait_budgets(
     let mut seen: BTreeMap<String, PodDisruptionBudget> = BTreeMap::new();
     let mut stream = watcher(api, watcher::Config::default())
         .default_backoff()
-        .applied_objects()
         .boxed();
     let satisfied = |seen: &BTreeMap<String, PodDisruptionBudget>| {
         !seen.is_empty()
@@ -91,16 +90,31 @@ pub async fn wait_budgets(
                 current && pdb.status.as_ref().is_some_and(&condition)
             })
     };
+    let name = |pdb: &PodDisruptionBudget| pdb.metadata.name.clone().unwrap_or_default();
+    // Judged only on a complete list: while the initial list streams in, the budgets seen so
+    // far may all pass while a tighter one is still to come.
+    let mut listed = false;
     let waited = tokio::time::timeout(timeout, async {
         while let Some(event) = stream.next().await {
             match event {
-                Ok(pdb) => {
-                    seen.insert(pdb.metadata.name.clone().unwrap_or_default(), pdb);
-                    if satisfied(&seen) {
-                        return true;
-                    }
+                Ok(watcher::Event::Init) => {
+                    seen.clear();
+                    listed = false;
+                }
+                Ok(watcher::Event::InitApply(pdb)) => {
+                    seen.insert(name(&pdb), pdb);
+                }
+                Ok(watcher::Event::InitDone) => listed = true,
+                Ok(watcher::Event::Apply(pdb)) => {
+                    seen.insert(name(&pdb), pdb);
+                }
+                Ok(watcher::Event::Delete(pdb)) => {
+                    seen.remove(&name(&pdb));
                 }
                 Err(error) => tracing::warn!(%error, "watching PodDisruptionBudgets"),
+            }
+            if listed && satisfied(&seen) {
+                return true;
             }
         }
         false

@@ -507,7 +507,8 @@ mod tests {
     #[test]
     fn in_cluster_probes_of_the_reference_fleet_expect_queue_gateway_and_dns_only() {
         let manifests = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests");
-        let matrix = super::expected(&[manifests.join("base"), manifests.join("platform")]).unwrap();
+        let matrix =
+            super::expected(&[manifests.join("base"), manifests.join("platform")]).unwrap();
         let mut cells: Vec<String> = probeable(&matrix, &in_cluster_target)
             .into_iter()
             .map(|(r, c, t)| {

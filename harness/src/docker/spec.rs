@@ -59,6 +59,10 @@ pub struct ContainerSpec {
     pub networks: Vec<NetworkAttachment>,
     pub volumes: Vec<VolumeMount>,
     pub read_only_rootfs: bool,
+    /// Capabilities dropped (`ALL` drops every one).
+    pub cap_drop: Vec<String>,
+    /// `--security-opt` values (`no-new-privileges`, `seccomp=unconfined`).
+    pub security_opt: Vec<String>,
     /// tmpfs mounts: path -> mount options (e.g. `size=16m,mode=1777`).
     pub tmpfs: BTreeMap<String, String>,
     /// Container TCP ports published on 127.0.0.1 with a host port Docker picks.
@@ -83,6 +87,8 @@ impl ContainerSpec {
             networks: Vec::new(),
             volumes: Vec::new(),
             read_only_rootfs: false,
+            cap_drop: Vec::new(),
+            security_opt: Vec::new(),
             tmpfs: BTreeMap::new(),
             published_ports: Vec::new(),
             restart: Restart::Never,
@@ -91,6 +97,18 @@ impl ContainerSpec {
 
     pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.env.insert(name.into(), value.into());
+        self
+    }
+
+    /// Drops `capability` (`ALL` for every one), as `securityContext.capabilities.drop` does.
+    pub fn cap_drop(mut self, capability: impl Into<String>) -> Self {
+        self.cap_drop.push(capability.into());
+        self
+    }
+
+    /// Adds a `--security-opt` (`no-new-privileges`, `seccomp=unconfined`).
+    pub fn security_opt(mut self, option: impl Into<String>) -> Self {
+        self.security_opt.push(option.into());
         self
     }
 
@@ -223,6 +241,8 @@ impl ContainerSpec {
             port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
             mounts: (!mounts.is_empty()).then_some(mounts),
             readonly_rootfs: Some(self.read_only_rootfs),
+            cap_drop: (!self.cap_drop.is_empty()).then(|| self.cap_drop.clone()),
+            security_opt: (!self.security_opt.is_empty()).then(|| self.security_opt.clone()),
             tmpfs: (!self.tmpfs.is_empty()).then(|| self.tmpfs.clone().into_iter().collect()),
             restart_policy: Some(restart_policy),
             ..Default::default()

@@ -101,6 +101,12 @@ pub struct PodTemplate {
     pub restart: RestartBehaviour,
     pub run_as_user: Option<i64>,
     pub read_only_root: bool,
+    /// `securityContext.capabilities.drop` (e.g. `ALL`).
+    pub drop_capabilities: Vec<String>,
+    /// `securityContext.allowPrivilegeEscalation: false`, i.e. no_new_privs.
+    pub no_new_privileges: bool,
+    /// `seccompProfile.type` (container's, else the pod's): `RuntimeDefault`, `Unconfined`, ...
+    pub seccomp: Option<String>,
     /// Mount path of the checkpoint PersistentVolumeClaim.
     pub checkpoint_mount: Option<String>,
     /// emptyDir mounts: path and size limit in bytes.
@@ -238,6 +244,21 @@ impl PodTemplate {
             .as_ref()
             .and_then(|s| s.read_only_root_filesystem)
             .unwrap_or(false);
+        let container_security = container.security_context.as_ref();
+        let drop_capabilities = container_security
+            .and_then(|s| s.capabilities.as_ref())
+            .and_then(|c| c.drop.clone())
+            .unwrap_or_default();
+        let no_new_privileges =
+            container_security.and_then(|s| s.allow_privilege_escalation) == Some(false);
+        let seccomp = container_security
+            .and_then(|s| s.seccomp_profile.as_ref())
+            .or_else(|| {
+                spec.security_context
+                    .as_ref()
+                    .and_then(|s| s.seccomp_profile.as_ref())
+            })
+            .map(|p| p.type_.clone());
         let mut checkpoint_mount = None;
         let mut scratch_mounts = Vec::new();
         let mut unmodelled = Vec::new();
@@ -280,6 +301,9 @@ impl PodTemplate {
             restart,
             run_as_user,
             read_only_root,
+            drop_capabilities,
+            no_new_privileges,
+            seccomp,
             checkpoint_mount,
             scratch_mounts,
             metrics_port,
@@ -468,16 +492,28 @@ fn unmodelled_fields(
             .collect();
         fields.push(format!("resources.requests ({})", text.join(", ")));
     }
-    if let Some(sc) = &container.security_context {
-        if let Some(caps) = sc.capabilities.as_ref().and_then(|c| c.drop.as_ref()) {
-            fields.push(format!("securityContext.capabilities.drop {caps:?}"));
-        }
-        if sc.allow_privilege_escalation == Some(false) {
-            fields.push("securityContext.allowPrivilegeEscalation: false".to_owned());
-        }
-        if sc.seccomp_profile.is_some() {
-            fields.push("securityContext.seccompProfile".to_owned());
-        }
+    if let Some(caps) = container
+        .security_context
+        .as_ref()
+        .and_then(|s| s.capabilities.as_ref())
+        .and_then(|c| c.add.as_ref())
+    {
+        fields.push(format!("securityContext.capabilities.add {caps:?}"));
+    }
+    let seccomp = container
+        .security_context
+        .as_ref()
+        .and_then(|s| s.seccomp_profile.as_ref())
+        .or_else(|| {
+            spec.security_context
+                .as_ref()
+                .and_then(|s| s.seccomp_profile.as_ref())
+        });
+    if let Some(profile) = seccomp.filter(|p| p.type_ == "Localhost") {
+        fields.push(format!(
+            "seccompProfile Localhost {}",
+            profile.localhost_profile.as_deref().unwrap_or("")
+        ));
     }
     if spec
         .security_context

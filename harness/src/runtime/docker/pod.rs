@@ -66,6 +66,9 @@ pub fn translate(pod: &PodTemplate, image_override: Option<&str>) -> DockerPod {
     template.stop_grace = pod.grace;
     template.user = pod.run_as_user.map(|u| u.to_string());
     template.read_only_rootfs = pod.read_only_root;
+    template.cap_drop = pod.drop_capabilities.clone();
+    template.no_new_privileges = pod.no_new_privileges;
+    template.seccomp_unconfined = pod.seccomp.as_deref() == Some("Unconfined");
     // Agents are only reachable from the agents' network (Prometheus scrapes them there), as the
     // NetworkPolicy's ingress rule allows; publishing a port would attach them to the edge.
     template.publish_metrics = false;
@@ -179,6 +182,26 @@ mod tests {
         assert_eq!(t.user.as_deref(), Some("65532"));
         assert!(t.read_only_rootfs && !t.publish_metrics);
         assert_eq!(t.restart, Restart::Never);
+    }
+
+    #[test]
+    fn the_security_context_is_honoured_not_warned_about() {
+        let pod = reference();
+        assert_eq!(pod.template.cap_drop, ["ALL"]);
+        assert!(pod.template.no_new_privileges && !pod.template.seccomp_unconfined);
+        for field in ["capabilities", "allowPrivilegeEscalation", "seccomp"] {
+            assert!(
+                !pod.warnings.iter().any(|w| w.contains(field)),
+                "{field} is honoured: {:?}",
+                pod.warnings
+            );
+        }
+        let spec = pod.template.harden(crate::docker::ContainerSpec::new(
+            "agent-0",
+            "agentfleet/agent:0.1.0",
+        ));
+        assert_eq!(spec.cap_drop, ["ALL"]);
+        assert_eq!(spec.security_opt, ["no-new-privileges"]);
     }
 
     #[test]

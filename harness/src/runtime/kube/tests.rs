@@ -924,7 +924,10 @@ mod cluster {
             before + 1,
             "only the new variable is added"
         );
-        assert_eq!(object["spec"]["rollout"], keda.scaled_job["spec"]["rollout"]);
+        assert_eq!(
+            object["spec"]["rollout"],
+            keda.scaled_job["spec"]["rollout"]
+        );
         assert_eq!(object["metadata"]["namespace"], NS);
 
         let mut broken = keda.scaled_job.clone();
@@ -989,7 +992,10 @@ mod cluster {
             assert_eq!(body["kind"], "ScaledJob");
             assert_eq!(body["metadata"]["namespace"], NS);
             let template = &body["spec"]["jobTargetRef"]["template"];
-            assert_eq!(template["metadata"]["labels"]["agentfleet.dev/fleet"], "scaling");
+            assert_eq!(
+                template["metadata"]["labels"]["agentfleet.dev/fleet"],
+                "scaling"
+            );
             assert_eq!(template["metadata"]["labels"]["app"], "ai-agent");
             let container = agent_container(&body);
             assert_eq!(
@@ -1061,3 +1067,642 @@ mod cluster {
         );
         assert_no_request(&mut handle, "a refused apply").await;
     }
+
+    #[tokio::test]
+    async fn mock_delete_scaled_job_deletes_in_the_background_and_a_missing_one_is_ok() {
+        let (client, mut handle) = mock_client();
+        let server = tokio::spawn(async move {
+            let path = format!("{KEDA_API}/namespaces/{NS}/scaledjobs/agent-scaledjob");
+            let (request, respond) = next(&mut handle, "ScaledJob DELETE").await;
+            assert_eq!(request.method(), http::Method::DELETE);
+            assert_eq!(request.uri().path(), path);
+            assert_eq!(
+                json_body(request).await,
+                json!({"propagationPolicy": "Background"})
+            );
+            respond.send_response(respond_json(
+                200,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 200}),
+            ));
+            let (request, respond) = next(&mut handle, "ScaledJob DELETE (already gone)").await;
+            assert_eq!(request.method(), http::Method::DELETE);
+            assert_eq!(request.uri().path(), path);
+            respond.send_response(respond_status(
+                404,
+                "NotFound",
+                "scaledjobs.keda.sh \"agent-scaledjob\" not found",
+            ));
+            let (_, respond) = next(&mut handle, "ScaledJob DELETE (forbidden)").await;
+            respond.send_response(respond_status(
+                403,
+                "Forbidden",
+                "scaledjobs.keda.sh \"agent-scaledjob\" is forbidden",
+            ));
+        });
+        let cluster = kube_cluster(
+            client,
+            Some(keda_of_manifests()),
+            ClusterHistory::default(),
+            None,
+        );
+        cluster.delete_scaled_job().await.unwrap();
+        cluster
+            .delete_scaled_job()
+            .await
+            .expect("404: already deleted is fine");
+        let error = cluster.delete_scaled_job().await.unwrap_err();
+        assert!(
+            matches!(&error, RuntimeError::Other(m) if m.starts_with("deleting the ScaledJob") && m.contains("is forbidden")),
+            "other errors are not swallowed: {error}"
+        );
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn mock_scaling_sample_and_rollout_observation_fold_the_scaled_jobs_watched_jobs() {
+        let (client, mut handle) = mock_client();
+        let before_edit = [
+            job("agent-scaledjob-a", "agent-scaledjob", 1, false),
+            job("agent-scaledjob-b", "agent-scaledjob", 0, false),
+            job("agent-scaledjob-c", "agent-scaledjob", 0, true),
+            // Not this ScaledJob's: ignored by both recorders.
+            job("other-x", "other-scaledjob", 0, false),
+            pod_event(pod(
+                "agent-scaledjob-a-0-aaaaa",
+                "agent-scaledjob-a",
+                0,
+                "2026-01-01T00:00:00Z",
+                running(),
+            )),
+        ];
+        let after_edit = [
+            job_deleted("agent-scaledjob-c"),
+            // a: running at the edit, deleted unfinished (KEDA's default rollout).
+            job_deleted("agent-scaledjob-a"),
+            // b: running at the edit, finished, then deleted: survived.
+            job("agent-scaledjob-b", "agent-scaledjob", 0, true),
+            job_deleted("agent-scaledjob-b"),
+            job("agent-scaledjob-d", "agent-scaledjob", 0, false),
+            job_deleted("other-x"),
+        ];
+        let history = ClusterHistory::default();
+        let cluster = kube_cluster(
+            client.clone(),
+            Some(keda_of_manifests()),
+            history.clone(),
+            None,
+        );
+        for e in &before_edit {
+            history.record(e);
+        }
+        let sample = cluster.scaling_sample(Duration::from_secs(12), 9);
+        assert_eq!(
+            (
+                sample.t,
+                sample.ready_messages,
+                sample.running_jobs,
+                sample.pending_jobs,
+                sample.created_jobs
+            ),
+            (Duration::from_secs(12), 9, 2, 1, 3),
+            "a and b unfinished, b not ready, a b c created"
+        );
+
+        cluster.mark_fleet_change();
+        let observation = cluster.rollout_observation();
+        assert_eq!(observation.strategy.as_deref(), Some("gradual"));
+        assert_eq!(
+            observation.running_at_edit,
+            ["agent-scaledjob-a", "agent-scaledjob-b"],
+            "marked after the last event"
+        );
+        assert!(observation.deleted_unfinished.is_empty());
+
+        for e in &after_edit {
+            history.record(e);
+        }
+        let observation = cluster.rollout_observation();
+        assert_eq!(
+            observation.running_at_edit,
+            ["agent-scaledjob-a", "agent-scaledjob-b"]
+        );
+        assert_eq!(observation.deleted_unfinished, ["agent-scaledjob-a"]);
+        let sample = cluster.scaling_sample(Duration::from_secs(20), 0);
+        assert_eq!(
+            (
+                sample.running_jobs,
+                sample.pending_jobs,
+                sample.created_jobs
+            ),
+            (1, 1, 4),
+            "only d left, not ready; created counts every Job ever seen"
+        );
+
+        // The same events without a mark: no Job counts as running at an edit.
+        let unmarked = ClusterHistory::default();
+        for e in before_edit.iter().chain(&after_edit) {
+            unmarked.record(e);
+        }
+        let observation =
+            kube_cluster(client, Some(keda_of_manifests()), unmarked, None).rollout_observation();
+        assert!(
+            observation.running_at_edit.is_empty() && observation.deleted_unfinished.is_empty(),
+            "{observation:?}"
+        );
+        assert_no_request(&mut handle, "folding the history").await;
+    }
+
+    const PDBS: &str = "poddisruptionbudgets";
+
+    fn budget(spec: Value, current_healthy: i32) -> Value {
+        json!({
+            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": {"name": "agent-pdb", "namespace": NS, "generation": 1, "resourceVersion": "7"},
+            "spec": spec,
+            "status": {"observedGeneration": 1, "currentHealthy": current_healthy, "desiredHealthy": 1,
+                       "disruptionsAllowed": (current_healthy - 1).max(0), "expectedPods": current_healthy}
+        })
+    }
+
+    fn min_available(n: i32) -> Value {
+        json!({"minAvailable": n, "selector": {"matchLabels": {"app": "ai-agent"}}})
+    }
+
+    /// Answers the PDB list of the budget wait with `listed`.
+    async fn answer_pdb_list(handle: &mut MockHandle, listed: Vec<Value>) {
+        let (request, respond) = next(handle, "PDB list").await;
+        assert_eq!(request.method(), http::Method::GET);
+        assert_eq!(
+            request.uri().path(),
+            format!("/apis/policy/v1/namespaces/{NS}/{PDBS}")
+        );
+        assert_eq!(query(&request, "watch"), None, "a list first");
+        respond.send_response(respond_list("PodDisruptionBudgetList", "policy/v1", listed));
+    }
+
+    #[tokio::test]
+    async fn mock_disruption_budget_waits_on_the_watch_until_the_agents_are_counted_healthy() {
+        let (client, mut handle) = mock_client();
+        let server = tokio::spawn(async move {
+            answer_pdb_list(&mut handle, vec![budget(min_available(1), 1)]).await;
+            let (request, respond) = next(&mut handle, "PDB watch").await;
+            assert_eq!(
+                request.uri().path(),
+                format!("/apis/policy/v1/namespaces/{NS}/{PDBS}")
+            );
+            assert_eq!(query(&request, "watch").as_deref(), Some("true"));
+            let mut counted = budget(min_available(1), 3);
+            counted["metadata"]["resourceVersion"] = json!("8");
+            respond.send_response(respond_watch(&[
+                json!({"type": "MODIFIED", "object": budget(min_available(1), 2)}),
+                json!({"type": "MODIFIED", "object": counted}),
+            ]));
+            let rest = handle.next_request().await;
+            drop(rest);
+        });
+        let cluster = kube_cluster(client, None, ClusterHistory::default(), None);
+        let budget = cluster
+            .disruption_budget(3, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(
+            budget,
+            DisruptionBudget {
+                min_available: Some(1),
+                allowed: 2
+            }
+        );
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn mock_disruption_budget_with_max_unavailable_allows_no_eviction() {
+        let (client, mut handle) = mock_client();
+        let server = tokio::spawn(async move {
+            answer_pdb_list(
+                &mut handle,
+                vec![budget(
+                    json!({"maxUnavailable": 1, "selector": {"matchLabels": {"app": "ai-agent"}}}),
+                    3,
+                )],
+            )
+            .await;
+            let rest = handle.next_request().await;
+            drop(rest);
+        });
+        let cluster = kube_cluster(client, None, ClusterHistory::default(), None);
+        assert_eq!(
+            cluster
+                .disruption_budget(3, Duration::from_secs(5))
+                .await
+                .unwrap(),
+            DisruptionBudget {
+                min_available: None,
+                allowed: 0
+            }
+        );
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn mock_disruption_budget_of_several_budgets_is_decided_by_the_tightest() {
+        let (client, mut handle) = mock_client();
+        let server = tokio::spawn(async move {
+            let mut tight = budget(min_available(2), 3);
+            tight["metadata"]["name"] = json!("agent-pdb-tight");
+            answer_pdb_list(&mut handle, vec![budget(min_available(1), 3), tight]).await;
+            let rest = handle.next_request().await;
+            drop(rest);
+        });
+        let cluster = kube_cluster(client, None, ClusterHistory::default(), None);
+        assert_eq!(
+            cluster
+                .disruption_budget(3, Duration::from_secs(5))
+                .await
+                .unwrap(),
+            DisruptionBudget {
+                min_available: Some(2),
+                allowed: 1
+            },
+            "both listed budgets count, not only the first one seen"
+        );
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn mock_disruption_budget_that_never_counts_the_agents_times_out_naming_its_last_status()
+    {
+        let (client, mut handle) = mock_client();
+        let server = tokio::spawn(async move {
+            answer_pdb_list(&mut handle, vec![budget(min_available(1), 1)]).await;
+            // The watch gets no answer: the controller never counts three healthy agents.
+            let _held = next(&mut handle, "PDB watch").await;
+            std::future::pending::<()>().await;
+        });
+        let cluster = kube_cluster(client, None, ClusterHistory::default(), None);
+        let error = cluster
+            .disruption_budget(3, Duration::from_millis(500))
+            .await
+            .unwrap_err();
+        let RuntimeError::Other(message) = &error else {
+            panic!("{error:?}")
+        };
+        assert!(
+            message.contains(&format!("PodDisruptionBudgets in {NS}"))
+                && message.contains("`status.currentHealthy >= 3`")
+                && message.contains("500ms")
+                && message.contains(
+                    "agent-pdb: currentHealthy=1 desiredHealthy=1 disruptionsAllowed=0 expectedPods=1"
+                ),
+            "{message}"
+        );
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn mock_evict_once_posts_one_eviction_and_a_429_is_a_refusal_without_retry() {
+        let (client, mut handle) = mock_client();
+        let server = tokio::spawn(async move {
+            let (request, respond) = next(&mut handle, "eviction POST").await;
+            assert_eq!(request.method(), http::Method::POST);
+            assert_eq!(
+                request.uri().path(),
+                format!("/api/v1/namespaces/{NS}/pods/agent-a/eviction")
+            );
+            let body = json_body(request).await;
+            assert_eq!(body["kind"], "Eviction");
+            assert_eq!(body["apiVersion"], "policy/v1");
+            assert_eq!(body["metadata"]["name"], "agent-a");
+            assert_eq!(body["metadata"]["namespace"], NS);
+            assert!(
+                body.get("deleteOptions").is_none(),
+                "the pod's own grace period: {body}"
+            );
+            respond.send_response(respond_status(429, "TooManyRequests", REFUSAL));
+            handle
+        });
+        let cluster = kube_cluster(client, None, ClusterHistory::default(), None);
+        let attempt = cluster.evict_once(&agent("agent-a")).await.unwrap();
+        assert_eq!(
+            attempt,
+            EvictionAttempt {
+                pod: "agent-a".into(),
+                outcome: ClusterEvictOutcome::RefusedByBudget {
+                    message: REFUSAL.into()
+                }
+            }
+        );
+        let mut handle = server.await.unwrap();
+        assert_no_request(&mut handle, "the refused eviction").await;
+
+        // Anything but 2xx/404/429 is an error naming the pod.
+        let agent_b = agent("agent-b");
+        let (result, ()) = tokio::join!(cluster.evict_once(&agent_b), async {
+            let (request, respond) = next(&mut handle, "eviction POST").await;
+            assert!(request.uri().path().ends_with("/pods/agent-b/eviction"));
+            respond.send_response(respond_status(500, "InternalError", "etcd is unavailable"));
+        });
+        assert!(
+            matches!(&result, Err(RuntimeError::Agent { agent, problem }) if agent == "agent-b" && problem.contains("etcd is unavailable")),
+            "{result:?}"
+        );
+    }
+
+    fn job_status(failed: Option<i32>) -> Value {
+        let mut job = json!({"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "agent-graceful-0-0", "namespace": NS, "resourceVersion": "5"},
+            "status": {"active": 1}});
+        if let Some(failed) = failed {
+            job["status"]["failed"] = json!(failed);
+        }
+        job
+    }
+
+    #[tokio::test]
+    async fn mock_job_failures_reads_the_status_of_the_job_the_watches_saw_owning_the_pod() {
+        let (client, mut handle) = mock_client();
+        let history = ClusterHistory::default();
+        history.record(&pod_event(pod(
+            "agent-graceful-0-0-abcde",
+            "agent-graceful-0-0",
+            0,
+            "2026-01-01T00:00:00Z",
+            running(),
+        )));
+        let server = tokio::spawn(async move {
+            let status_path =
+                format!("/apis/batch/v1/namespaces/{NS}/jobs/agent-graceful-0-0/status");
+            let (request, respond) = next(&mut handle, "Job status GET").await;
+            assert_eq!(request.method(), http::Method::GET);
+            assert_eq!(request.uri().path(), status_path);
+            respond.send_response(respond_json(200, job_status(Some(2))));
+            let (request, respond) = next(&mut handle, "Job status GET").await;
+            assert_eq!(request.uri().path(), status_path);
+            respond.send_response(respond_json(200, job_status(None)));
+            let (_, respond) = next(&mut handle, "Job status GET").await;
+            respond.send_response(respond_status(
+                404,
+                "NotFound",
+                "jobs.batch \"agent-graceful-0-0\" not found",
+            ));
+            handle
+        });
+        let cluster = kube_cluster(client.clone(), None, history, None);
+        let graceful = agent("agent-graceful-0-0-abcde");
+        assert_eq!(cluster.job_failures(&graceful).await.unwrap(), 2);
+        assert_eq!(
+            cluster.job_failures(&graceful).await.unwrap(),
+            0,
+            "no status.failed yet"
+        );
+        let error = cluster.job_failures(&graceful).await.unwrap_err();
+        assert!(
+            matches!(&error, RuntimeError::Other(m) if m.starts_with("reading Job agent-graceful-0-0") && m.contains("not found")),
+            "{error}"
+        );
+        let mut handle = server.await.unwrap();
+
+        // A pod the watches never saw: no Job to read, and no request.
+        let unseen = kube_cluster(client, None, ClusterHistory::default(), None);
+        let error = unseen.job_failures(&graceful).await.unwrap_err();
+        assert!(
+            matches!(&error, RuntimeError::Agent { agent, problem } if agent == "agent-graceful-0-0-abcde" && problem.contains("no Job owns this pod")),
+            "{error}"
+        );
+        assert_no_request(&mut handle, "a pod without a Job").await;
+    }
+
+    #[tokio::test]
+    async fn mock_disruption_condition_is_the_reason_on_the_last_status_seen_of_the_pod() {
+        let (client, mut handle) = mock_client();
+        let history = ClusterHistory::default();
+        let cluster = kube_cluster(client, None, history.clone(), None);
+        let evicted = agent("agent-e");
+        assert_eq!(cluster.disruption_condition(&evicted), None, "never seen");
+        history.record(&pod_event(pod(
+            "agent-e",
+            "agent-graceful-0-0",
+            0,
+            "2026-01-01T00:00:00Z",
+            running(),
+        )));
+        assert_eq!(cluster.disruption_condition(&evicted), None, "running");
+        history.record(&pod_event(pod(
+            "agent-e",
+            "agent-graceful-0-0",
+            0,
+            "2026-01-01T00:00:00Z",
+            json!({"phase": "Failed",
+                "conditions": [{"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI"}],
+                "containerStatuses": [{"name": "agent", "image": "", "imageID": "", "ready": false, "restartCount": 0,
+                    "state": {"terminated": {"exitCode": 143, "reason": "Error"}}}]}),
+        )));
+        history.record(&pod_event(pod(
+            "agent-f",
+            "agent-graceful-0-1",
+            0,
+            "2026-01-01T00:00:00Z",
+            running(),
+        )));
+        history.record(&event(ClusterEventKind::PodDeleted {
+            name: "agent-e".into(),
+        }));
+        assert_eq!(
+            cluster.disruption_condition(&evicted).as_deref(),
+            Some("EvictionByEvictionAPI"),
+            "the last status of agent-e, still known after its deletion"
+        );
+        assert_eq!(cluster.disruption_condition(&agent("agent-f")), None);
+        assert_no_request(&mut handle, "reading the history").await;
+    }
+
+    #[tokio::test]
+    async fn mock_policy_matrix_with_a_cni_that_does_not_enforce_is_skipped_without_probing() {
+        let (client, mut handle) = mock_client();
+        let cluster = kube_cluster(
+            client,
+            None,
+            ClusterHistory::default(),
+            Some(Canary::NotEnforced { attempts: 3 }),
+        );
+        let verdict = cluster.policy_matrix().await.unwrap();
+        let CheckVerdict::Skipped { reason } = &verdict else {
+            panic!("a CNI that does not enforce must skip, not pass or fail: {verdict:?}")
+        };
+        assert!(
+            reason.contains("the CNI does not enforce NetworkPolicy")
+                && reason.contains("3 attempt(s)"),
+            "{reason}"
+        );
+        assert_no_request(&mut handle, "a skipped matrix").await;
+    }
+
+    /// One probeable cell of the expected matrix: where the probe connects, and whether the
+    /// policies allow it.
+    struct Cell {
+        host: String,
+        port: u16,
+        allowed: bool,
+    }
+
+    fn probeable_cells() -> Vec<Cell> {
+        let expected = netpol::expected(&policy_sources()).expect("the expected matrix");
+        netpol::probeable(&expected, &netpol::in_cluster_target)
+            .into_iter()
+            .map(|(r, c, target)| Cell {
+                host: target.host,
+                port: target.port,
+                allowed: expected.cells[r][c].allowed,
+            })
+            .collect()
+    }
+
+    fn probe_pod_json(name: &str, phase: &str, exit_code: Option<i32>) -> Value {
+        let mut pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": NS, "resourceVersion": "3",
+                "labels": {"app": "ai-agent", PROBE_LABEL: "true"}},
+            "status": {"phase": phase}});
+        if let Some(code) = exit_code {
+            pod["status"]["containerStatuses"] = json!([{"name": "probe", "image": "", "imageID": "", "ready": false,
+                "restartCount": 0, "state": {"terminated": {"exitCode": code, "reason": if code == 0 { "Completed" } else { "Error" }}}}]);
+        }
+        pod
+    }
+
+    /// Serves one probe per cell (create, list of the finished pod, delete), answering like a
+    /// CNI that enforces the policies, except for cell `wrong`, answered the other way.
+    async fn serve_probes(
+        mut handle: MockHandle,
+        cells: Vec<Cell>,
+        wrong: Option<usize>,
+    ) -> MockHandle {
+        let pods = format!("/api/v1/namespaces/{NS}/pods");
+        for (i, cell) in cells.iter().enumerate() {
+            let (request, respond) = next(&mut handle, "probe pod POST").await;
+            assert_eq!(request.method(), http::Method::POST);
+            assert_eq!(
+                request.uri().path(),
+                pods,
+                "probes run in the session namespace"
+            );
+            let body = json_body(request).await;
+            assert_eq!(body["metadata"]["generateName"], "agent-probe-");
+            assert_eq!(
+                body["metadata"]["labels"]["app"], "ai-agent",
+                "labelled like an agent"
+            );
+            assert_eq!(body["metadata"]["labels"][PROBE_LABEL], "true");
+            let env = &body["spec"]["containers"][0]["env"];
+            assert_eq!(
+                env[0],
+                json!({"name": "PROBE_HOST", "value": cell.host}),
+                "cell {i}"
+            );
+            assert_eq!(
+                env[1],
+                json!({"name": "PROBE_PORT", "value": cell.port.to_string()}),
+                "cell {i}"
+            );
+            let name = format!("agent-probe-{i}");
+            respond.send_response(respond_json(201, probe_pod_json(&name, "Pending", None)));
+
+            let (request, respond) = next(&mut handle, "probe pod LIST").await;
+            assert_eq!(request.uri().path(), pods);
+            assert_eq!(
+                query(&request, "fieldSelector"),
+                Some(format!("metadata.name%3D{name}"))
+            );
+            let reachable = cell.allowed != (wrong == Some(i));
+            let (phase, exit_code) = if reachable {
+                ("Succeeded", 0)
+            } else {
+                ("Failed", 1)
+            };
+            respond.send_response(respond_list(
+                "PodList",
+                "v1",
+                vec![probe_pod_json(&name, phase, Some(exit_code))],
+            ));
+
+            let (request, respond) = next(&mut handle, "probe pod DELETE").await;
+            assert_eq!(request.method(), http::Method::DELETE);
+            assert_eq!(request.uri().path(), format!("{pods}/{name}"));
+            assert_eq!(json_body(request).await["gracePeriodSeconds"], 0);
+            respond.send_response(respond_json(
+                200,
+                probe_pod_json(&name, phase, Some(exit_code)),
+            ));
+        }
+        handle
+    }
+
+    #[tokio::test]
+    async fn mock_policy_matrix_with_an_enforcing_cni_probes_every_cell_from_the_session_and_passes()
+     {
+        let cells = probeable_cells();
+        let hosts: Vec<&str> = cells.iter().map(|c| c.host.as_str()).collect();
+        assert!(
+            hosts.contains(&"rabbitmq.message-queue.svc")
+                && hosts.contains(&"gateway.llm-gateway.svc"),
+            "the agents' in-cluster Services are probed: {hosts:?}"
+        );
+        let count = cells.len();
+        let (client, handle) = mock_client();
+        let server = tokio::spawn(serve_probes(handle, cells, None));
+        let cluster = kube_cluster(
+            client,
+            None,
+            ClusterHistory::default(),
+            Some(Canary::Enforced),
+        );
+        let verdict = cluster.policy_matrix().await.unwrap();
+        assert_eq!(
+            verdict,
+            CheckVerdict::Passed {
+                summary: format!(
+                    "{count} probed connection(s) match the NetworkPolicy truth table"
+                )
+            }
+        );
+        let mut handle = server.await.unwrap();
+        assert_no_request(&mut handle, "the last probe").await;
+    }
+
+    #[tokio::test]
+    async fn mock_policy_matrix_fails_naming_the_cell_a_probe_contradicts() {
+        let cells = probeable_cells();
+        let first = format!("{}:{}", cells[0].host, cells[0].port);
+        let (want, got) = if cells[0].allowed {
+            ("expected allow, observed deny", "deny")
+        } else {
+            ("expected deny, observed allow", "allow")
+        };
+        let (client, handle) = mock_client();
+        let server = tokio::spawn(serve_probes(handle, cells, Some(0)));
+        let cluster = kube_cluster(
+            client,
+            None,
+            ClusterHistory::default(),
+            Some(Canary::Enforced),
+        );
+        let verdict = cluster.policy_matrix().await.unwrap();
+        let CheckVerdict::Failed { reasons } = &verdict else {
+            panic!("a contradicted cell must fail: {verdict:?}")
+        };
+        assert_eq!(
+            reasons.len(),
+            2,
+            "the cell, then both matrices: {reasons:#?}"
+        );
+        assert!(
+            reasons[0].contains(want)
+                && reasons[0].contains(&format!(
+                    "reproduce: agentfleet probe --namespace {NS} --labels "
+                ))
+                && reasons[0].ends_with(&format!("--target {first}")),
+            "{} in {reasons:#?}",
+            got
+        );
+        server.await.unwrap();
+    }
+}
