@@ -34,43 +34,12 @@ pub fn run(args: &E2eArgs, progress: &Progress) -> Result<()> {
             // Boots the cluster, or reuses a running one of the same name, and loads the images.
             progress.step(
                 "kind cluster up (KEDA, RabbitMQ, Prometheus, gateway)",
-                || {
-                    let mut up = cmd(
-                        "cargo",
-                        [
-                            "run",
-                            "--locked",
-                            "--quiet",
-                            "--package",
-                            "agentfleet",
-                            "--bin",
-                            "agentfleet",
-                            "--",
-                            "cluster",
-                            "up",
-                        ],
-                    );
-                    up.current_dir(project_root());
-                    exec(up)
-                },
+                || exec(agentfleet(["cluster", "up"])),
             )?;
         }
     }
     let report_dir = project_root().join("target/agentfleet");
-    let mut c = cmd(
-        "cargo",
-        [
-            "run",
-            "--locked",
-            "--quiet",
-            "--package",
-            "agentfleet",
-            "--bin",
-            "agentfleet",
-            "--",
-            "e2e",
-        ],
-    );
+    let mut c = agentfleet(["e2e"]);
     c.args(["--runtime", &args.runtime])
         .arg("--report-dir")
         .arg(&report_dir);
@@ -84,6 +53,24 @@ pub fn run(args: &E2eArgs, progress: &Progress) -> Result<()> {
     if args.dry_run {
         c.arg("--dry-run");
     }
-    c.current_dir(project_root());
     exec(c).context("the end-to-end run failed; reports and artifacts are in target/agentfleet/")
+}
+
+/// `cargo run` of the harness binary with `args`, from the workspace root.
+fn agentfleet<const N: usize>(args: [&str; N]) -> std::process::Command {
+    let mut c = cmd(
+        "cargo",
+        [
+            "run",
+            "--locked",
+            "--quiet",
+            "--package",
+            "agentfleet",
+            "--bin",
+            "agentfleet",
+            "--",
+        ],
+    );
+    c.args(args).current_dir(project_root());
+    c
 }

@@ -137,30 +137,13 @@ async fn phase<S: Session>(
         "sum(agent_tasks_completed_total{})",
         selector(platform, &[("fleet", fleet), ("status", "success")])
     );
-    let expected = f64::from(TASKS);
-    let seen = until(
-        format!("Prometheus: {query} = {expected}"),
-        Duration::from_secs(20),
-        Duration::from_millis(500),
-        || async {
-            match prometheus.scalar(&query).await {
-                Ok(v) if (v - expected).abs() < 0.5 => Probe::Ready(v),
-                Ok(v) => Probe::NotYet(format!("{v}")),
-                Err(e) => Probe::NotYet(e.to_string()),
-            }
-        },
-    )
-    .await;
-    let value = match &seen {
-        Ok(v) => *v,
-        Err(_) => prometheus.scalar(&query).await.unwrap_or(f64::NAN),
-    };
+    let (value, seen) = prometheus_total(prometheus, &query, TASKS, Duration::from_secs(20)).await;
     findings.bounded(
         &format!("Prometheus completed tasks, {fleet} phase"),
         value,
         "tasks",
         &format!("= {TASKS}"),
-        seen.is_ok(),
+        seen,
     );
 
     // Work spread: with competing consumers every agent of the phase took some of it.
@@ -186,6 +169,34 @@ async fn phase<S: Session>(
 
     stop_all(session, &mut events, &agents).await?;
     Ok(drained)
+}
+
+/// Waits until Prometheus answers `query` with `expected`; returns the last value read and
+/// whether it got there within `timeout` (scrapes lag the fleet by up to one interval).
+async fn prometheus_total(
+    prometheus: &PrometheusApi,
+    query: &str,
+    expected: u32,
+    timeout: Duration,
+) -> (f64, bool) {
+    let expected = f64::from(expected);
+    let seen = until(
+        format!("Prometheus: {query} = {expected}"),
+        timeout,
+        Duration::from_millis(500),
+        || async {
+            match prometheus.scalar(query).await {
+                Ok(v) if (v - expected).abs() < 0.5 => Probe::Ready(v),
+                Ok(v) => Probe::NotYet(format!("{v}")),
+                Err(e) => Probe::NotYet(e.to_string()),
+            }
+        },
+    )
+    .await;
+    match seen {
+        Ok(v) => (v, true),
+        Err(_) => (prometheus.scalar(query).await.unwrap_or(f64::NAN), false),
+    }
 }
 
 /// Stops the phase's agents and waits for their exits (idle agents exit 0 on SIGTERM).
@@ -353,30 +364,19 @@ async fn keda_phase<S: Session>(
         "sum(max_over_time(agent_tasks_completed_total{}[15m]))",
         selector(platform, &[("fleet", "keda"), ("status", "success")])
     );
-    let expected = f64::from(total);
-    let seen = until(
-        format!("Prometheus: {query} = {expected}"),
+    let (value, seen) = prometheus_total(
+        prometheus,
+        &query,
+        total,
         Duration::from_secs(u64::from(KEDA_IDLE_EXIT_SECS) + 30),
-        Duration::from_secs(1),
-        || async {
-            match prometheus.scalar(&query).await {
-                Ok(v) if (v - expected).abs() < 0.5 => Probe::Ready(v),
-                Ok(v) => Probe::NotYet(format!("{v}")),
-                Err(e) => Probe::NotYet(e.to_string()),
-            }
-        },
     )
     .await;
-    let value = match &seen {
-        Ok(v) => *v,
-        Err(_) => prometheus.scalar(&query).await.unwrap_or(f64::NAN),
-    };
     findings.bounded(
         "Prometheus completed tasks, KEDA phase",
         value,
         "tasks",
         &format!("= {total}"),
-        seen.is_ok(),
+        seen,
     );
     cluster.delete_scaled_job().await?;
     Ok(())
