@@ -756,6 +756,17 @@ async fn docker_agent_metrics_are_scrapable_from_the_host_under_a_memory_limit()
         "{metrics}"
     );
     assert_eq!(agent.http_status("/healthz").await?, 200);
+    // The pod template's hardening reached the container, and the agent works under it.
+    let security = agent.container().security().await?;
+    assert_eq!(security.cap_drop, ["ALL"], "{security:?}");
+    assert!(
+        security
+            .security_opt
+            .iter()
+            .any(|o| o == "no-new-privileges")
+            && security.read_only_rootfs,
+        "{security:?}"
+    );
     let status = agent.container().status().await?;
     if !status.running || status.oom_killed || status.restart_count != 0 {
         bail!("the agent did not run cleanly in 32 MiB: {status}");

@@ -23,6 +23,14 @@ pub struct Container {
 /// Lines kept from the end of the log in error messages.
 const TAIL_LINES: usize = 30;
 
+/// What `docker inspect` says of a container's hardening.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedSecurity {
+    pub cap_drop: Vec<String>,
+    pub security_opt: Vec<String>,
+    pub read_only_rootfs: bool,
+}
+
 impl Container {
     pub(crate) fn new(engine: Engine, id: String, name: String) -> Container {
         Container { engine, id, name }
@@ -80,6 +88,24 @@ impl Container {
 
     pub async fn status(&self) -> Result<ContainerStatus, DockerError> {
         inspect_status(&self.engine, &self.id).await
+    }
+
+    /// The security settings Docker applied (from `docker inspect`'s HostConfig), so a test
+    /// can prove the template's securityContext reached the container.
+    pub async fn security(&self) -> Result<AppliedSecurity, DockerError> {
+        let host = self
+            .engine
+            .raw()
+            .inspect_container(&self.id, None)
+            .await
+            .map_err(DockerError::api("inspect container", &self.name))?
+            .host_config
+            .unwrap_or_default();
+        Ok(AppliedSecurity {
+            cap_drop: host.cap_drop.unwrap_or_default(),
+            security_opt: host.security_opt.unwrap_or_default(),
+            read_only_rootfs: host.readonly_rootfs.unwrap_or(false),
+        })
     }
 
     /// The host port Docker bound on 127.0.0.1 for `container_port`/tcp. Looked up on every call:

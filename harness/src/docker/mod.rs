@@ -8,7 +8,7 @@ mod events;
 mod spec;
 mod status;
 
-pub use container::Container;
+pub use container::{AppliedSecurity, Container};
 pub use engine::Engine;
 pub use error::DockerError;
 pub use events::{ContainerEvent, EventRecorder};
