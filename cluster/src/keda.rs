@@ -153,12 +153,32 @@ pub async fn install_platform(
     timeout: Duration,
 ) -> Result<Installed, InstallError> {
     let rendered = render_kind_overlay(manifests_dir)?;
-    let objects = rendered
-        .objects
+    apply_and_wait(client, without_fleet_workloads(rendered.objects), timeout).await
+}
+
+/// The objects an existing cluster gets from `agentfleet cluster install`: manifests/platform
+/// and manifests/base as written (images from their registry, the PVC on the default storage
+/// class), the fleet's workloads left out as on kind.
+pub fn existing_cluster_objects(manifests_dir: &Path) -> Result<Vec<Value>, KustomizeError> {
+    let mut objects = kustomize::render(&manifests_dir.join("platform"))?.objects;
+    objects.extend(kustomize::render(&manifests_dir.join("base"))?.objects);
+    Ok(without_fleet_workloads(objects))
+}
+
+/// Installs [`existing_cluster_objects`] into the cluster `client` talks to.
+pub async fn install_on_existing_cluster(
+    client: Client,
+    manifests_dir: &Path,
+    timeout: Duration,
+) -> Result<Installed, InstallError> {
+    apply_and_wait(client, existing_cluster_objects(manifests_dir)?, timeout).await
+}
+
+fn without_fleet_workloads(objects: Vec<Value>) -> Vec<Value> {
+    objects
         .into_iter()
         .filter(|o| !is_fleet_workload(o))
-        .collect();
-    apply_and_wait(client, objects, timeout).await
+        .collect()
 }
 
 #[cfg(test)]
@@ -219,6 +239,23 @@ mod tests {
                 .iter()
                 .any(|o| o["kind"] == "TriggerAuthentication" && !is_fleet_workload(o))
         );
+    }
+
+    #[test]
+    fn an_existing_cluster_gets_base_and_platform_as_written_without_workloads() {
+        let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests");
+        let objects = existing_cluster_objects(&manifests).unwrap();
+        assert!(!objects.iter().any(is_fleet_workload));
+        let pvc = objects
+            .iter()
+            .find(|o| o["kind"] == "PersistentVolumeClaim")
+            .unwrap();
+        assert_eq!(
+            pvc["spec"]["accessModes"][0], "ReadWriteMany",
+            "no kind patch on an existing cluster"
+        );
+        let deployments = deployments(&objects);
+        assert_eq!(deployments.len(), 3, "{deployments:?}");
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub struct ClusterArgs {
 pub enum ClusterCommand {
     /// Boot (or reuse) the kind cluster and install KEDA, the platform and the fleet.
     Up(UpArgs),
+    /// Install KEDA and the platform into an existing cluster (the current kubeconfig context,
+    /// or --context): what `--runtime cluster` expects and never installs by itself.
+    Install(InstallArgs),
     /// Delete the kind cluster.
     Down(DownArgs),
     /// Delete every scenario namespace left behind (label agentfleet.dev/scope).
@@ -74,6 +77,22 @@ impl WorkspaceArgs {
 pub struct UpArgs {
     #[command(flatten)]
     pub workspace: WorkspaceArgs,
+    /// Bound of each wait (CRDs established, each Deployment available), in seconds.
+    #[arg(long, default_value_t = 300)]
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// kubeconfig context (default: the current one).
+    #[arg(long)]
+    pub context: Option<String>,
+    /// Workspace root holding manifests/ and target/ (KEDA's release YAML cache).
+    #[arg(long, default_value_os_t = default_workspace())]
+    pub workspace: PathBuf,
+    /// Leave KEDA alone (already installed by other means).
+    #[arg(long)]
+    pub skip_keda: bool,
     /// Bound of each wait (CRDs established, each Deployment available), in seconds.
     #[arg(long, default_value_t = 300)]
     pub timeout_secs: u64,
@@ -164,6 +183,7 @@ fn bin_dir(workspace: &Path) -> PathBuf {
 pub async fn run(args: &ClusterArgs, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
     match &args.command {
         ClusterCommand::Up(up_args) => cluster_up(up_args, out).await,
+        ClusterCommand::Install(install) => cluster_install(install, out).await,
         ClusterCommand::Down(down) => cluster_down(down, out).await,
         ClusterCommand::Sweep => cluster_sweep(out).await,
         ClusterCommand::Plan(plan_args) => cluster_plan(plan_args, out),
@@ -227,6 +247,43 @@ async fn cluster_down(args: &DownArgs, out: &mut dyn std::io::Write) -> anyhow::
     let kind = kind::Kind { binary };
     kind.delete_cluster(&args.name).await?;
     writeln!(out, "cluster down: kind cluster `{}` deleted", args.name)?;
+    Ok(())
+}
+
+async fn cluster_install(args: &InstallArgs, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
+    agentfleet_cluster::tls::install_crypto_provider();
+    let config = match &args.context {
+        Some(context) => context_config(context, &format!("context `{context}`")).await?,
+        None => kube::Config::infer().await.map_err(|e| KubeconfigError {
+            what: "the current context".into(),
+            problem: e.to_string(),
+        })?,
+    };
+    let client = kube::Client::try_from(config).context("building the Kubernetes client")?;
+    let timeout = Duration::from_secs(args.timeout_secs);
+    if !args.skip_keda {
+        writeln!(
+            out,
+            "install: KEDA {}",
+            agentfleet_cluster::keda::KEDA_VERSION
+        )?;
+        agentfleet_cluster::keda::install_keda(
+            client.clone(),
+            &args.workspace.join("target/agentfleet/cache"),
+            agentfleet_cluster::keda::KEDA_VERSION,
+            timeout,
+        )
+        .await?;
+    }
+    let manifests = args.workspace.join("manifests");
+    writeln!(
+        out,
+        "install: {} and {} (the fleet's Job and ScaledJob left out)",
+        manifests.join("platform").display(),
+        manifests.join("base").display()
+    )?;
+    agentfleet_cluster::keda::install_on_existing_cluster(client, &manifests, timeout).await?;
+    writeln!(out, "install: done; run `agentfleet e2e --runtime cluster`")?;
     Ok(())
 }
 
