@@ -24,7 +24,7 @@ use super::common::{
     Books, ScenarioError, fixed_llm_latency, judge_ledger, prometheus_api, selector, task,
     wait_consumers, wait_event, wait_exits,
 };
-use crate::runtime::{AgentRef, AgentSet, ClusterOps, RuntimeEvent, Session};
+use crate::runtime::{AgentSet, ClusterOps, RuntimeEvent, Session};
 use crate::services::prometheus::PrometheusApi;
 use crate::wait::{Probe, until};
 
@@ -36,6 +36,9 @@ const LATENCY_MS: u64 = 250;
 /// Minimum speed-up of 4 agents over 1.
 const MIN_SPEEDUP: f64 = 3.0;
 const PHASE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Agents exit once the queue has been empty this long: longer than the in-cluster
+/// Prometheus' 10 s scrape interval, so each agent's final counters are scraped before it goes.
+const IDLE_EXIT_SECS: u32 = 15;
 
 pub async fn run<S: Session>(session: &S, findings: &mut Findings) -> Result<(), ScenarioError> {
     let platform = session.platform();
@@ -110,8 +113,13 @@ async fn phase<S: Session>(
 ) -> Result<Duration, ScenarioError> {
     let platform = session.platform();
     let mut events = session.events();
+    // A phase ends as a fleet scales down: its agents run out of work and exit (0) by themselves.
+    // Stopping them instead would be an eviction on a cluster, which the PodDisruptionBudget
+    // rightly refuses for the last minAvailable agents.
     let agents = session
-        .start_agents(&AgentSet::new(fleet, indexes.iter().copied()))
+        .start_agents(
+            &AgentSet::new(fleet, indexes.iter().copied()).env(env::IDLE_EXIT_SECS, IDLE_EXIT_SECS),
+        )
         .await?;
     wait_consumers(platform, indexes.len() as u32, Duration::from_secs(60)).await?;
     findings.event(
@@ -132,9 +140,10 @@ async fn phase<S: Session>(
         format!("{fleet}: {:.1} s", drained.as_secs_f64()),
     );
 
-    // Prometheus must see every completion before the agents go (it scrapes every second).
+    // Every completion, counted by Prometheus from the agents' own counters; max_over_time
+    // keeps each agent's last scrape once it has gone.
     let query = format!(
-        "sum(agent_tasks_completed_total{})",
+        "sum(max_over_time(agent_tasks_completed_total{}[15m]))",
         selector(platform, &[("fleet", fleet), ("status", "success")])
     );
     let (value, seen) = prometheus_total(prometheus, &query, TASKS, Duration::from_secs(20)).await;
@@ -167,7 +176,22 @@ async fn phase<S: Session>(
         busy == indexes.len(),
     );
 
-    stop_all(session, &mut events, &agents).await?;
+    let idle_since = Instant::now();
+    let codes = wait_exits(
+        &mut events,
+        &agents,
+        Duration::from_secs(u64::from(IDLE_EXIT_SECS) + 30),
+    )
+    .await?;
+    findings.waiting_by_design += idle_since.elapsed();
+    let nonzero = codes.iter().filter(|&&c| c != 0).count();
+    findings.bounded(
+        &format!("agents of the {fleet} phase exiting non-zero once idle"),
+        nonzero as f64,
+        "agents",
+        "= 0 (idle exit is a clean exit)",
+        nonzero == 0,
+    );
     Ok(drained)
 }
 
@@ -199,24 +223,6 @@ async fn prometheus_total(
     }
 }
 
-/// Stops the phase's agents and waits for their exits (idle agents exit 0 on SIGTERM).
-async fn stop_all<S: Session>(
-    session: &S,
-    events: &mut futures::stream::BoxStream<'static, crate::runtime::RuntimeEvent>,
-    agents: &[AgentRef],
-) -> Result<(), ScenarioError> {
-    for agent in agents {
-        session.stop(agent, None).await?;
-    }
-    wait_exits(
-        events,
-        agents,
-        session.template().grace + Duration::from_secs(10),
-    )
-    .await?;
-    Ok(())
-}
-
 /// Names of the cluster-only checks of this scenario.
 pub const KEDA_CHECK: &str = "KEDA ScaledJob follows its scaling formula";
 pub const ROLLOUT_CHECK: &str = "fleet change leaves running Jobs alone";
@@ -224,9 +230,7 @@ pub const ROLLOUT_CHECK: &str = "fleet change leaves running Jobs alone";
 /// Task bursts of the KEDA phase, published one polling interval and a half apart so each
 /// lands on a different poll: a backlog of 2-5 Jobs' worth, then one beyond a single Job.
 const BURSTS: [u32; 3] = [12, 23, 6];
-/// KEDA-run agents exit when the queue stays empty this long: longer than two of Prometheus'
-/// 10 s scrapes, so each pod's final counters are scraped before it goes.
-const KEDA_IDLE_EXIT_SECS: u32 = 25;
+
 /// From KEDA's decision to the Job being visible to the watch.
 const KEDA_SLACK: Duration = Duration::from_secs(5);
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
@@ -260,7 +264,7 @@ async fn keda_phase<S: Session>(
         f64::from(spec.max_replica_count),
         "Jobs",
     );
-    let set = AgentSet::new("keda", []).env(env::IDLE_EXIT_SECS, KEDA_IDLE_EXIT_SECS);
+    let set = AgentSet::new("keda", []).env(env::IDLE_EXIT_SECS, IDLE_EXIT_SECS);
     let mut events = session.events();
     // The stream replays the session's history: only agents started from now on are KEDA's.
     let earlier: std::collections::HashSet<String> = session
@@ -368,7 +372,7 @@ async fn keda_phase<S: Session>(
         prometheus,
         &query,
         total,
-        Duration::from_secs(u64::from(KEDA_IDLE_EXIT_SECS) + 30),
+        Duration::from_secs(u64::from(IDLE_EXIT_SECS) + 30),
     )
     .await;
     findings.bounded(
