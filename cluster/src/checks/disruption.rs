@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetStatus};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
@@ -22,6 +22,16 @@ use serde::Serialize;
 
 use super::Verdict;
 use crate::fleet::{EvictOutcome, Fleet, FleetError};
+
+/// The PDB's `minAvailable` when it is the one form that can budget Job pods (an integer, no
+/// `maxUnavailable`); None for the forms that refuse every eviction of them.
+pub fn integer_min_available(pdb: &PodDisruptionBudget) -> Option<u32> {
+    let spec = pdb.spec.as_ref()?;
+    match (&spec.min_available, &spec.max_unavailable) {
+        (Some(IntOrString::Int(min)), None) => Some(u32::try_from(*min).unwrap_or(0)),
+        _ => None,
+    }
+}
 
 /// How many evictions a PDB allows for `healthy` Job pods (see the module doc).
 pub fn budgeted_evictions(pdb: &PodDisruptionBudget, healthy: u32) -> u32 {
@@ -73,7 +83,7 @@ pub async fn wait_budgets(
     client: Client,
     namespace: &str,
     what: &str,
-    condition: impl Fn(&PodDisruptionBudgetStatus) -> bool,
+    condition: impl Fn(&PodDisruptionBudget) -> bool,
     timeout: Duration,
 ) -> Result<Vec<PodDisruptionBudget>, BudgetWaitError> {
     let api: Api<PodDisruptionBudget> = Api::namespaced(client, namespace);
@@ -87,7 +97,7 @@ pub async fn wait_budgets(
                 let current = pdb.metadata.generation.is_none()
                     || pdb.status.as_ref().and_then(|s| s.observed_generation)
                         >= pdb.metadata.generation;
-                current && pdb.status.as_ref().is_some_and(&condition)
+                current && pdb.status.is_some() && condition(pdb)
             })
     };
     let name = |pdb: &PodDisruptionBudget| pdb.metadata.name.clone().unwrap_or_default();

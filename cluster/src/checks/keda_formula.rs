@@ -59,9 +59,13 @@ pub struct Sample {
     pub t: Duration,
     /// Ready messages in the queue (what the AMQP trigger counts).
     pub ready_messages: u64,
+    /// An upper bound of the ready count at any moment since the previous sample (published
+    /// minus finished tasks): a KEDA poll between two samples may see a spike neither sample
+    /// caught, so the "at most" side of the check uses this. At least `ready_messages`.
+    pub outstanding_messages: u64,
     /// Unfinished Jobs of the ScaledJob.
     pub running_jobs: u32,
-    /// Unfinished Jobs whose pod is not running yet.
+    /// Unfinished Jobs none of whose pods is Running or Succeeded yet (KEDA's "pending").
     pub pending_jobs: u32,
     /// Jobs created so far (cumulative).
     pub created_jobs: u32,
@@ -117,7 +121,18 @@ pub fn check(spec: &ScalerSpec, timeline: &[Sample], slack: Duration) -> Verdict
             ));
         }
     }
+    // Least demand from what was sampled; most demand from the outstanding bound.
     let demand: Vec<u32> = timeline.iter().map(|s| jobs_per_poll(spec, s)).collect();
+    let demand_most: Vec<u32> = timeline
+        .iter()
+        .map(|s| {
+            let bound = Sample {
+                ready_messages: s.ready_messages.max(s.outstanding_messages),
+                ..*s
+            };
+            jobs_per_poll(spec, &bound)
+        })
+        .collect();
     for i in 0..timeline.len() {
         for j in i + 1..timeline.len() {
             let span = timeline[j].t.saturating_sub(timeline[i].t);
@@ -126,7 +141,7 @@ pub fn check(spec: &ScalerSpec, timeline: &[Sample], slack: Duration) -> Verdict
                 .saturating_sub(timeline[i].created_jobs);
             let window = &demand[i..=j];
             if span < interval {
-                let most = *window.iter().max().unwrap_or(&0);
+                let most = *demand_most[i..=j].iter().max().unwrap_or(&0);
                 if created > most {
                     reasons.push(format!(
                         "t={:?}..{:?} (< one polling interval {interval:?}): {created} Jobs created, but one poll creates at most {most} ({:?} strategy, ready={} running={} pending={})",
@@ -203,6 +218,9 @@ pub struct JobRecorder {
     scaled_job: String,
     jobs: std::collections::BTreeMap<String, crate::events::JobState>,
     created: std::collections::BTreeSet<String>,
+    /// Jobs with a pod seen Running or Succeeded: no longer pending for KEDA
+    /// (`isAnyPodRunningOrCompleted`), whatever their readiness.
+    started: std::collections::BTreeSet<String>,
 }
 
 impl JobRecorder {
@@ -226,18 +244,29 @@ impl JobRecorder {
             ClusterEventKind::JobDeleted { name } => {
                 self.jobs.remove(name);
             }
+            ClusterEventKind::Pod(pod) if pod.phase == "Running" || pod.phase == "Succeeded" => {
+                if let Some(job) = &pod.job {
+                    self.started.insert(job.clone());
+                }
+            }
             _ => {}
         }
     }
 
-    /// The sample at `t` with `ready_messages` read from the broker.
+    /// The sample at `t` with `ready_messages` read from the broker (the outstanding bound
+    /// defaults to it; the caller may raise it).
     pub fn sample(&self, t: Duration, ready_messages: u64) -> Sample {
         let unfinished: Vec<_> = self.jobs.values().filter(|j| !j.finished()).collect();
+        let pending = unfinished
+            .iter()
+            .filter(|j| j.ready == 0 && !self.started.contains(&j.name))
+            .count();
         Sample {
             t,
             ready_messages,
+            outstanding_messages: ready_messages,
             running_jobs: unfinished.len() as u32,
-            pending_jobs: unfinished.iter().filter(|j| j.ready == 0).count() as u32,
+            pending_jobs: pending as u32,
             created_jobs: self.created.len() as u32,
         }
     }
@@ -265,6 +294,38 @@ mod tests {
                 },
             }),
         }
+    }
+
+    #[test]
+    fn a_job_whose_pod_runs_is_not_pending_even_before_it_is_ready() {
+        let mut recorder = JobRecorder::new("agent-scaledjob");
+        recorder.observe(&job_event("a", 0, false));
+        recorder.observe(&job_event("b", 0, false));
+        assert_eq!(recorder.sample(Duration::ZERO, 0).pending_jobs, 2);
+        let pod = serde_json::from_value::<k8s_openapi::api::core::v1::Pod>(serde_json::json!({
+            "metadata": {"name": "a-xyz", "labels": {"batch.kubernetes.io/job-name": "a", "app": "ai-agent"}},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}]}
+        }))
+        .unwrap();
+        recorder.observe(&ClusterEvent {
+            observed: jiff::Timestamp::UNIX_EPOCH,
+            kind: ClusterEventKind::Pod(crate::pod_status::agent_status(&pod)),
+        });
+        assert_eq!(recorder.sample(Duration::ZERO, 0).pending_jobs, 1);
+    }
+
+    #[test]
+    fn a_poll_between_two_samples_may_see_what_neither_sampled() {
+        let spec = spec(Strategy::Accurate);
+        // A burst of 25 published and taken by agents between two 1 s samples: no sample saw
+        // it ready, yet KEDA's poll in between did and created 5 Jobs.
+        let mut burst = s(1, 0, 0, 0, 5);
+        burst.outstanding_messages = 25;
+        let timeline = [s(0, 0, 0, 0, 0), burst, s(2, 0, 5, 0, 5)];
+        assert!(check(&spec, &timeline, Duration::from_secs(5)).passed());
+        // Without the outstanding bound the same creations are more than one poll makes.
+        let unbounded = [s(0, 0, 0, 0, 0), s(1, 0, 0, 0, 5), s(2, 0, 5, 0, 5)];
+        assert!(!check(&spec, &unbounded, Duration::from_secs(5)).passed());
     }
 
     #[test]
@@ -315,6 +376,7 @@ mod tests {
         Sample {
             t: Duration::from_secs(t),
             ready_messages: ready,
+            outstanding_messages: ready,
             running_jobs: running,
             pending_jobs: pending,
             created_jobs: created,

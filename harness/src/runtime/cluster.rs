@@ -35,11 +35,13 @@ pub trait ClusterOps: Send + Sync {
     fn scaler_spec(&self) -> Result<ScalerSpec, RuntimeError>;
 
     /// Applies the fleet's ScaledJob (and its TriggerAuthentication) into the session, its pod
-    /// template carrying `set.env` and the `set.fleet` label. Applying it again with other
-    /// values is a fleet change, which KEDA's rollout strategy handles.
+    /// template carrying `set.env` and the `set.fleet` label, and `maxReplicaCount` replaced
+    /// when given. Applying it again with other values is a fleet change, which KEDA's rollout
+    /// strategy handles.
     fn apply_scaled_job(
         &self,
         set: &AgentSet,
+        max_replica_count: Option<u32>,
     ) -> impl Future<Output = Result<(), RuntimeError>> + Send;
 
     /// Deletes the ScaledJob: KEDA stops creating Jobs.
@@ -94,7 +96,11 @@ impl ClusterOps for NoCluster {
         match *self {}
     }
 
-    async fn apply_scaled_job(&self, _set: &AgentSet) -> Result<(), RuntimeError> {
+    async fn apply_scaled_job(
+        &self,
+        _set: &AgentSet,
+        _max_replica_count: Option<u32>,
+    ) -> Result<(), RuntimeError> {
         match *self {}
     }
 

@@ -281,6 +281,9 @@ pub struct Platform {
     /// namespace on Kubernetes, whose Prometheus is shared by every session; none on Docker,
     /// whose Prometheus belongs to the session.
     pub metric_labels: BTreeMap<String, String>,
+    /// How long an agent must stay up after its last completion for Prometheus to have scraped
+    /// its final counters: a few scrape intervals, plus target discovery on Kubernetes.
+    pub metrics_settle: Duration,
     /// Endpoints the agents must reach (queue, gateway) and must not (canary, outside).
     pub reachable: Vec<ProbeTarget>,
     pub unreachable: Vec<ProbeTarget>,

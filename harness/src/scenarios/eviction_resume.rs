@@ -70,6 +70,12 @@ pub async fn run<S: Session>(session: &S, findings: &mut Findings) -> Result<(),
         .start_agents(&AgentSet::new("graceful", [0]))
         .await?;
     wait_consumers(platform, 1, Duration::from_secs(60)).await?;
+    // On a cluster: the budget is read once the agent counts as healthy, before its task starts,
+    // so the wait cannot eat into the task and let it finish before the eviction.
+    let budget = match session.cluster() {
+        Ok(cluster) => Some(budget_before_eviction(cluster, findings, &agents[0], &keepers).await?),
+        Err(_) => None,
+    };
     books.publish(platform, &graceful).await?;
     let answered = wait_task_calls(
         platform,
@@ -78,10 +84,6 @@ pub async fn run<S: Session>(session: &S, findings: &mut Findings) -> Result<(),
         Duration::from_secs(30),
     )
     .await?;
-    let budget = match session.cluster() {
-        Ok(cluster) => Some(budget_before_eviction(cluster, findings, &agents[0], &keepers).await?),
-        Err(_) => None,
-    };
     let stopped_at = Instant::now();
     let outcome = match (&budget, session.cluster()) {
         (Some(budget), Ok(cluster)) => {

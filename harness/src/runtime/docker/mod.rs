@@ -281,6 +281,8 @@ impl DockerSession {
             prometheus: prometheus.as_ref().map(|p| p.api().base_url().to_owned()),
             management: Some(rabbitmq.management().clone()),
             metric_labels: Default::default(),
+            // 1 s scrapes of a target list the harness writes as agents start.
+            metrics_settle: Duration::from_secs(5),
             reachable,
             unreachable,
         };

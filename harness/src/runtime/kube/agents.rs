@@ -205,7 +205,11 @@ impl AgentOps {
                 self.fleet.client().clone(),
                 self.fleet.namespace(),
                 "status.disruptionsAllowed >= 1",
-                |s| s.disruptions_allowed >= 1,
+                |pdb| {
+                    pdb.status
+                        .as_ref()
+                        .is_some_and(|s| s.disruptions_allowed >= 1)
+                },
                 self.drain_patience,
             )
             .await

@@ -18,7 +18,6 @@ use agentfleet_cluster::events::{ClusterEvent, ClusterEventKind};
 use agentfleet_cluster::fleet::{Fleet, scaled_job_resource};
 use agentfleet_cluster::namespace::LiveNamespaces;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::Client;
 use kube::api::{Api, DeleteParams, DynamicObject};
 use serde_json::Value;
@@ -101,10 +100,18 @@ fn set_env(container: &mut Value, name: &str, value: &str) {
     }
 }
 
-/// The ScaledJob with the set's environment on its agent container and its fleet label on the
-/// pod template (so Prometheus and the timeline can tell its agents apart).
-pub fn scaled_job_for(scaled_job: &Value, set: &AgentSet) -> Result<Value, RuntimeError> {
+/// The ScaledJob with the set's environment on its agent container, its fleet label on the pod
+/// template (so Prometheus and the timeline can tell its agents apart) and `maxReplicaCount`
+/// replaced when given.
+pub fn scaled_job_for(
+    scaled_job: &Value,
+    set: &AgentSet,
+    max_replica_count: Option<u32>,
+) -> Result<Value, RuntimeError> {
     let mut object = scaled_job.clone();
+    if let Some(max) = max_replica_count {
+        object["spec"]["maxReplicaCount"] = Value::from(max);
+    }
     let template = &mut object["spec"]["jobTargetRef"]["template"];
     if !template.is_object() {
         return Err(RuntimeError::Setup(
@@ -191,7 +198,11 @@ impl ClusterOps for KubeCluster {
             .map_err(|e| RuntimeError::Setup(format!("ScaledJob {}: {e}", self.scaled_job_name())))
     }
 
-    async fn apply_scaled_job(&self, set: &AgentSet) -> Result<(), RuntimeError> {
+    async fn apply_scaled_job(
+        &self,
+        set: &AgentSet,
+        max_replica_count: Option<u32>,
+    ) -> Result<(), RuntimeError> {
         let keda = self.keda()?;
         if let Some(auth) = &keda.trigger_authentication {
             let mut auth = auth.clone();
@@ -206,7 +217,7 @@ impl ClusterOps for KubeCluster {
                 })?;
         }
         self.fleet
-            .apply_scaled_job(&scaled_job_for(&keda.scaled_job, set)?)
+            .apply_scaled_job(&scaled_job_for(&keda.scaled_job, set, max_replica_count)?)
             .await
             .map_err(|e| other("applying the ScaledJob")(e.to_string()))?;
         Ok(())
@@ -272,7 +283,15 @@ impl ClusterOps for KubeCluster {
             self.client.clone(),
             self.fleet.namespace(),
             &format!("status.currentHealthy >= {healthy}"),
-            |s| s.current_healthy >= healthy_i32,
+            // A budget that cannot budget Job pods never counts them healthy (the controller's
+            // fail-safe); it is reported as such, not waited for.
+            |pdb| {
+                disruption::integer_min_available(pdb).is_none()
+                    || pdb
+                        .status
+                        .as_ref()
+                        .is_some_and(|s| s.current_healthy >= healthy_i32)
+            },
             timeout,
         )
         .await
@@ -285,19 +304,7 @@ impl ClusterOps for KubeCluster {
             .unwrap_or(0);
         let min_available = budgets
             .iter()
-            .map(
-                |pdb| match pdb.spec.as_ref().and_then(|s| s.min_available.as_ref()) {
-                    Some(IntOrString::Int(n))
-                        if pdb
-                            .spec
-                            .as_ref()
-                            .is_some_and(|s| s.max_unavailable.is_none()) =>
-                    {
-                        Some(u32::try_from(*n).unwrap_or(0))
-                    }
-                    _ => None,
-                },
-            )
+            .map(disruption::integer_min_available)
             .try_fold(0, |most, n| n.map(|n| most.max(n)));
         Ok(DisruptionBudget {
             min_available,

@@ -94,9 +94,16 @@ impl EventMapper {
         let Some(agent) = agent_ref(&self.jobs, status) else {
             return Vec::new();
         };
+        // Pods of Jobs this session did not start (KEDA's, from a ScaledJob) keep their
+        // completion index, which says nothing about replacement or an index's backoff.
+        let ours = status
+            .job
+            .as_deref()
+            .is_some_and(|job| self.jobs.get(job).is_some());
         let mut out = Vec::new();
         if !self.pods.contains_key(&status.name) {
-            if let Some(previous) = self.latest.insert(agent.index, agent.clone())
+            if ours
+                && let Some(previous) = self.latest.insert(agent.index, agent.clone())
                 && previous.name != agent.name
             {
                 out.push(RuntimeEvent::Replaced {
@@ -156,7 +163,7 @@ impl EventMapper {
                 exit_code: i64::from(terminated.exit_code),
                 oom_killed,
             });
-            if status.phase == "Failed" && status.disruption_target.is_none() {
+            if ours && status.phase == "Failed" && status.disruption_target.is_none() {
                 out.extend(self.count_failure(status.job.as_deref(), agent.index));
             }
         }

@@ -413,6 +413,10 @@ impl KubeSession {
                 &url,
             ),
             metric_labels: [("namespace".to_owned(), namespace.name().to_owned())].into(),
+            // manifests/platform/prometheus: 10 s scrapes; a new pod becomes a target after up
+            // to ~5 s of discovery and ~5 s of scrape-manager reload, then a first scrape
+            // offset of up to one interval.
+            metrics_settle: Duration::from_secs(25),
             reachable: platform::reachable(),
             unreachable: if setup_request.canary {
                 platform::unreachable()

@@ -893,7 +893,7 @@ mod cluster {
             .env("AGENT_IDLE_EXIT_SECS", 25)
             .env("AGENT_TEST_STEP_DELAY_MS", 300)
             .env("AGENT_INDEX", 7);
-        let object = scaled_job_for(&keda.scaled_job, &set).unwrap();
+        let object = scaled_job_for(&keda.scaled_job, &set, None).unwrap();
         let labels = &object["spec"]["jobTargetRef"]["template"]["metadata"]["labels"];
         assert_eq!(labels["agentfleet.dev/fleet"], "scaling-up");
         assert_eq!(labels["app"], "ai-agent", "template label kept");
@@ -936,7 +936,7 @@ mod cluster {
             .unwrap()
             .remove("template");
         assert!(
-            matches!(scaled_job_for(&broken, &set), Err(RuntimeError::Setup(m)) if m.contains("spec.jobTargetRef.template"))
+            matches!(scaled_job_for(&broken, &set, None), Err(RuntimeError::Setup(m)) if m.contains("spec.jobTargetRef.template"))
         );
     }
 
@@ -1007,6 +1007,7 @@ mod cluster {
                 env_named(container, "AGENT_QUEUE_URL")["valueFrom"]["secretKeyRef"].is_object()
             );
             assert_eq!(body["spec"]["rollout"]["strategy"], "gradual");
+            assert_eq!(body["spec"]["maxReplicaCount"], 4, "the scenario's ceiling");
             respond.send_response(respond_json(200, body));
             handle
         });
@@ -1017,7 +1018,10 @@ mod cluster {
             None,
         );
         cluster
-            .apply_scaled_job(&AgentSet::new("scaling", [0]).env("AGENT_IDLE_EXIT_SECS", 25))
+            .apply_scaled_job(
+                &AgentSet::new("scaling", [0]).env("AGENT_IDLE_EXIT_SECS", 25),
+                Some(4),
+            )
             .await
             .unwrap();
         let mut handle = server.await.unwrap();
@@ -1044,7 +1048,7 @@ mod cluster {
             None,
         );
         let error = cluster
-            .apply_scaled_job(&AgentSet::new("scaling", [0]))
+            .apply_scaled_job(&AgentSet::new("scaling", [0]), None)
             .await
             .unwrap_err();
         assert!(
@@ -1058,7 +1062,7 @@ mod cluster {
         let (client, mut handle) = mock_client();
         let cluster = kube_cluster(client, None, ClusterHistory::default(), None);
         let error = cluster
-            .apply_scaled_job(&AgentSet::new("scaling", [0]))
+            .apply_scaled_job(&AgentSet::new("scaling", [0]), None)
             .await
             .unwrap_err();
         assert!(
