@@ -31,8 +31,8 @@ mod wait;
 
 pub use wait::{WaitError, wait_for};
 
-#[cfg(test)]
-pub(crate) mod mock;
+#[cfg(any(test, feature = "test-support"))]
+pub mod mock;
 
 /// The field manager of every server-side apply: objects we own show up under this name in
 /// `metadata.managedFields`, and re-applies never fight another manager (`force`).

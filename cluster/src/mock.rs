@@ -98,3 +98,29 @@ pub fn query(request: &Request<Body>, key: &str) -> Option<String> {
         (k == key).then(|| v.to_owned())
     })
 }
+
+/// A Job of `scaled_job` as the session's Job watch reports it: `ready` pods, unfinished or
+/// finished (Complete=True).
+pub fn job_event(
+    name: &str,
+    scaled_job: &str,
+    ready: i32,
+    finished: bool,
+) -> crate::events::ClusterEvent {
+    crate::events::ClusterEvent {
+        observed: jiff::Timestamp::UNIX_EPOCH,
+        kind: crate::events::ClusterEventKind::Job(crate::events::JobState {
+            name: name.into(),
+            scaled_job: Some(scaled_job.into()),
+            active: i32::from(!finished),
+            ready,
+            succeeded: i32::from(finished),
+            failed: 0,
+            conditions: if finished {
+                vec!["Complete=True (CompletionsReached)".into()]
+            } else {
+                vec![]
+            },
+        }),
+    }
+}

@@ -1,4 +1,5 @@
-//! The Kubernetes commands of the `agentfleet` binary: `cluster up|down|sweep|plan` and `probe`,
+//! The Kubernetes commands of the `agentfleet` binary: `cluster up|install|down|sweep|plan` and
+//! `probe`,
 //! plus [`kube_runtime`], which the e2e runner calls for `--runtime kind|cluster`.
 //!
 //! Each command is a thin front over `agentfleet_cluster`; this module adds only argument

@@ -275,25 +275,10 @@ impl JobRecorder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{ClusterEvent, ClusterEventKind, JobState};
+    use crate::events::{ClusterEvent, ClusterEventKind};
 
     fn job_event(name: &str, ready: i32, finished: bool) -> ClusterEvent {
-        ClusterEvent {
-            observed: jiff::Timestamp::UNIX_EPOCH,
-            kind: ClusterEventKind::Job(JobState {
-                name: name.into(),
-                scaled_job: Some("agent-scaledjob".into()),
-                active: i32::from(!finished),
-                ready,
-                succeeded: i32::from(finished),
-                failed: 0,
-                conditions: if finished {
-                    vec!["Complete=True (CompletionsReached)".into()]
-                } else {
-                    vec![]
-                },
-            }),
-        }
+        crate::mock::job_event(name, "agent-scaledjob", ready, finished)
     }
 
     #[test]

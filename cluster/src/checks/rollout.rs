@@ -122,19 +122,7 @@ mod tests {
     }
 
     fn job(name: &str, finished: bool) -> ClusterEvent {
-        event(ClusterEventKind::Job(JobState {
-            name: name.into(),
-            scaled_job: Some("agent-scaledjob".into()),
-            active: i32::from(!finished),
-            ready: i32::from(!finished),
-            succeeded: i32::from(finished),
-            failed: 0,
-            conditions: if finished {
-                vec!["Complete=True (CompletionsReached)".into()]
-            } else {
-                vec![]
-            },
-        }))
+        crate::mock::job_event(name, "agent-scaledjob", i32::from(!finished), finished)
     }
 
     fn deleted(name: &str) -> ClusterEvent {

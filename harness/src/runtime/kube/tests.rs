@@ -8,11 +8,10 @@ use std::time::Duration;
 use agentfleet_cluster::events::cluster_events;
 use agentfleet_cluster::kustomize;
 use futures::StreamExt;
-use http::{Request, Response};
+use http::Response;
 use k8s_openapi::api::batch::v1::Job;
 use kube::client::Body;
 use serde_json::{Value, json};
-use tower_test::mock::{Handle, SendResponse};
 
 use super::agents::AgentOps;
 use super::events::{EventMapper, Killed};
@@ -24,74 +23,16 @@ use crate::runtime::{
     AgentPhase, AgentRef, AgentSet, AgentStatus, EvictOutcome, RuntimeError, RuntimeEvent,
 };
 
-type MockHandle = Handle<Request<Body>, Response<Body>>;
-
 const NS: &str = "af-oom-abc123";
 
-fn mock_client() -> (kube::Client, MockHandle) {
-    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    (kube::Client::new(service, "default"), handle)
-}
-
-async fn next(
-    handle: &mut MockHandle,
-    expecting: &str,
-) -> (Request<Body>, SendResponse<Response<Body>>) {
-    match tokio::time::timeout(Duration::from_secs(5), handle.next_request()).await {
-        Ok(Some(pair)) => pair,
-        Ok(None) => panic!("client dropped before sending {expecting}"),
-        Err(_) => panic!("no request within 5 s; expected {expecting}"),
-    }
-}
-
-async fn json_body(request: Request<Body>) -> Value {
-    let bytes = request
-        .into_body()
-        .collect_bytes()
-        .await
-        .expect("request body");
-    serde_json::from_slice(&bytes).expect("a JSON request body")
-}
-
-fn respond_json(status: u16, value: Value) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(Body::from(serde_json::to_vec(&value).expect("json")))
-        .expect("response")
-}
-
-fn respond_status(code: u16, reason: &str, message: &str) -> Response<Body> {
-    respond_json(
-        code,
-        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "reason": reason, "message": message}),
-    )
-}
+// The kube-rs mock-service plumbing is agentfleet-cluster's (feature `test-support`).
+use agentfleet_cluster::mock::{
+    MockHandle, client as mock_client, json as respond_json, json_body, next, query,
+    status as respond_status, watch_events as respond_watch,
+};
 
 fn respond_list(kind: &str, api_version: &str, items: Vec<Value>) -> Response<Body> {
-    respond_json(
-        200,
-        json!({"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": "10"}, "items": items}),
-    )
-}
-
-fn respond_watch(events: &[Value]) -> Response<Body> {
-    let mut body = Vec::new();
-    for event in events {
-        body.extend(serde_json::to_vec(event).expect("json"));
-        body.push(b'\n');
-    }
-    Response::builder()
-        .status(200)
-        .body(Body::from(body))
-        .expect("response")
-}
-
-fn query(request: &Request<Body>, key: &str) -> Option<String> {
-    request.uri().query()?.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == key).then(|| v.to_owned())
-    })
+    agentfleet_cluster::mock::list(kind, api_version, "10", items)
 }
 
 /// The reference Job exactly as the manifests render it.
@@ -727,7 +668,7 @@ mod cluster {
     use agentfleet_cluster::checks::Verdict as CheckVerdict;
     use agentfleet_cluster::checks::disruption::EvictionAttempt;
     use agentfleet_cluster::checks::netpol::{self, Canary};
-    use agentfleet_cluster::events::{ClusterEvent, ClusterEventKind, JobState};
+    use agentfleet_cluster::events::{ClusterEvent, ClusterEventKind};
     use agentfleet_cluster::fleet::EvictOutcome as ClusterEvictOutcome;
     use agentfleet_cluster::keda;
     use agentfleet_cluster::namespace::LiveNamespaces;
@@ -816,19 +757,7 @@ mod cluster {
 
     /// A Job as the session's Job watch reports it.
     fn job(name: &str, scaled_job: &str, ready: i32, finished: bool) -> ClusterEvent {
-        event(ClusterEventKind::Job(JobState {
-            name: name.into(),
-            scaled_job: Some(scaled_job.into()),
-            active: i32::from(!finished),
-            ready,
-            succeeded: i32::from(finished),
-            failed: 0,
-            conditions: if finished {
-                vec!["Complete=True (CompletionsReached)".into()]
-            } else {
-                vec![]
-            },
-        }))
+        agentfleet_cluster::mock::job_event(name, scaled_job, ready, finished)
     }
 
     fn job_deleted(name: &str) -> ClusterEvent {
