@@ -145,28 +145,35 @@ where
     F: Fn(&K) -> ClusterEventKind + Send + 'static,
 {
     let namespace = namespace.to_owned();
+    let mut seen = Seen::default();
     watcher(api, config)
         .default_backoff()
-        .filter_map(move |event| {
-            let item = match event {
-                Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object)) => {
-                    Some(Ok(on_apply(&object)))
-                }
-                Ok(watcher::Event::Delete(object)) => Some(Ok(on_delete(&object))),
-                Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
-                Err(source) => Some(Err(EventsError {
+        .map(move |event| {
+            let items: Vec<Result<ClusterEventKind, EventsError>> = match event {
+                Ok(event) => seen
+                    .on(event)
+                    .into_iter()
+                    .map(|change| {
+                        Ok(match change {
+                            Change::Applied(object) => on_apply(&object),
+                            Change::Deleted(object) => on_delete(&object),
+                        })
+                    })
+                    .collect(),
+                Err(source) => vec![Err(EventsError {
                     what,
                     namespace: namespace.clone(),
                     source,
-                })),
+                })],
             };
-            std::future::ready(item.map(|r| {
+            futures::stream::iter(items.into_iter().map(|r| {
                 r.map(|kind| ClusterEvent {
                     observed: jiff::Timestamp::now(),
                     kind,
                 })
             }))
         })
+        .flatten()
         .boxed()
 }
 
@@ -211,9 +218,111 @@ pub fn cluster_events(
     futures::stream::select_all([pods, jobs, events])
 }
 
+/// What a watcher event means for the objects seen so far.
+#[derive(Debug)]
+enum Change<K> {
+    Applied(K),
+    Deleted(K),
+}
+
+/// The objects a watch has seen, so that a re-list (after a gap or an expired resource
+/// version) reports the objects deleted during the gap as deleted: the watcher itself only
+/// re-lists what still exists, and a recorder that never hears of a deletion (the rollout
+/// check) would judge on a Job that is long gone.
+#[derive(Debug)]
+struct Seen<K> {
+    known: std::collections::BTreeMap<String, K>,
+    relisted: Option<std::collections::BTreeSet<String>>,
+}
+
+impl<K> Default for Seen<K> {
+    fn default() -> Self {
+        Seen {
+            known: std::collections::BTreeMap::new(),
+            relisted: None,
+        }
+    }
+}
+
+impl<K: kube::Resource + Clone> Seen<K> {
+    fn on(&mut self, event: watcher::Event<K>) -> Vec<Change<K>> {
+        let name = |object: &K| object.meta().name.clone().unwrap_or_default();
+        match event {
+            watcher::Event::Init => {
+                self.relisted = Some(std::collections::BTreeSet::new());
+                Vec::new()
+            }
+            watcher::Event::InitApply(object) => {
+                if let Some(relisted) = &mut self.relisted {
+                    relisted.insert(name(&object));
+                }
+                self.known.insert(name(&object), object.clone());
+                vec![Change::Applied(object)]
+            }
+            watcher::Event::InitDone => {
+                let Some(relisted) = self.relisted.take() else {
+                    return Vec::new();
+                };
+                let gone: Vec<String> = self
+                    .known
+                    .keys()
+                    .filter(|n| !relisted.contains(*n))
+                    .cloned()
+                    .collect();
+                gone.iter()
+                    .filter_map(|n| self.known.remove(n))
+                    .map(Change::Deleted)
+                    .collect()
+            }
+            watcher::Event::Apply(object) => {
+                self.known.insert(name(&object), object.clone());
+                vec![Change::Applied(object)]
+            }
+            watcher::Event::Delete(object) => {
+                self.known.remove(&name(&object));
+                vec![Change::Deleted(object)]
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn job(name: &str) -> Job {
+        serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap()
+    }
+
+    fn names(changes: Vec<Change<Job>>) -> Vec<String> {
+        changes
+            .into_iter()
+            .map(|c| match c {
+                Change::Applied(j) => format!("+{}", j.metadata.name.unwrap()),
+                Change::Deleted(j) => format!("-{}", j.metadata.name.unwrap()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_relist_reports_what_was_deleted_during_the_gap() {
+        let mut seen = Seen::default();
+        let mut all = Vec::new();
+        for event in [
+            watcher::Event::Init,
+            watcher::Event::InitApply(job("a")),
+            watcher::Event::InitApply(job("b")),
+            watcher::Event::InitDone,
+            watcher::Event::Apply(job("c")),
+            // The watch broke; meanwhile `a` and `c` were deleted.
+            watcher::Event::Init,
+            watcher::Event::InitApply(job("b")),
+            watcher::Event::InitDone,
+        ] {
+            all.extend(names(seen.on(event)));
+        }
+        assert_eq!(all, ["+a", "+b", "+c", "+b", "-a", "-c"]);
+    }
     use crate::mock;
     use serde_json::json;
     use std::time::Duration;
