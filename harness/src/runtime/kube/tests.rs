@@ -1639,3 +1639,107 @@ mod cluster {
         server.await.unwrap();
     }
 }
+
+mod port_forward_tests {
+    use super::*;
+    use crate::runtime::kube::platform;
+    use crate::runtime::kube::port_forward::{PortForward, PortForwardError};
+
+    fn rabbitmq_pod(name: &str, phase: &str, terminating: bool) -> Value {
+        let mut pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "message-queue",
+                         "labels": {"app.kubernetes.io/name": "rabbitmq"}},
+            "status": {"phase": phase}
+        });
+        if terminating {
+            pod["metadata"]["deletionTimestamp"] = json!("2026-11-28T08:00:00Z");
+        }
+        pod
+    }
+
+    #[tokio::test]
+    async fn mock_port_forward_needs_a_running_pod_and_says_how_to_install_the_platform() {
+        let (client, mut handle) = mock_client();
+        let server = tokio::spawn(async move {
+            let (request, respond) = next(&mut handle, "pod list").await;
+            assert_eq!(
+                request.uri().path(),
+                "/api/v1/namespaces/message-queue/pods"
+            );
+            assert_eq!(
+                query(&request, "labelSelector").as_deref(),
+                Some("app.kubernetes.io%2Fname%3Drabbitmq")
+            );
+            respond.send_response(respond_list(
+                "PodList",
+                "v1",
+                vec![
+                    rabbitmq_pod("rabbitmq-old", "Running", true),
+                    rabbitmq_pod("rabbitmq-new", "Pending", false),
+                ],
+            ));
+        });
+        let error = PortForward::start(client, platform::rabbitmq_management())
+            .await
+            .unwrap_err();
+        assert!(matches!(error, PortForwardError::NoPod { .. }), "{error}");
+        let text = error.to_string();
+        assert!(
+            text.contains("app.kubernetes.io/name=rabbitmq")
+                && text.contains("message-queue")
+                && text.contains("RabbitMQ management API")
+                && text.contains("agentfleet cluster up"),
+            "{text}"
+        );
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn mock_port_forward_opens_the_portforward_subresource_per_connection() {
+        let (client, mut handle) = mock_client();
+        let server = tokio::spawn(async move {
+            for expecting in ["pod list at start", "pod list for the connection"] {
+                let (_, respond) = next(&mut handle, expecting).await;
+                respond.send_response(respond_list(
+                    "PodList",
+                    "v1",
+                    vec![rabbitmq_pod("rabbitmq-0", "Running", false)],
+                ));
+            }
+            let (request, respond) = next(&mut handle, "portforward upgrade").await;
+            assert_eq!(
+                request.uri().path(),
+                "/api/v1/namespaces/message-queue/pods/rabbitmq-0/portforward"
+            );
+            assert_eq!(query(&request, "ports").as_deref(), Some("15672"));
+            assert_eq!(
+                request.headers()["upgrade"],
+                "websocket",
+                "port-forward is a WebSocket upgrade"
+            );
+            // No upgrade: the forward fails and the connection is closed, not hung.
+            respond.send_response(respond_status(
+                403,
+                "Forbidden",
+                "pods/portforward is forbidden",
+            ));
+        });
+        let forward = PortForward::start(client, platform::rabbitmq_management())
+            .await
+            .unwrap();
+        assert!(forward.local().ip().is_loopback());
+        let mut connection = tokio::net::TcpStream::connect(forward.local())
+            .await
+            .unwrap();
+        let mut buffer = [0u8; 1];
+        let read = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::io::AsyncReadExt::read(&mut connection, &mut buffer),
+        )
+        .await
+        .expect("a failed forward closes the connection");
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+        server.await.unwrap();
+    }
+}
