@@ -51,6 +51,7 @@ const JOB_DNS_RULE: &str = "    - to:\n        - namespaceSelector:\n           
 #[case::af026_grace_too_short("AF026", &[("terminationGracePeriodSeconds: 45", "terminationGracePeriodSeconds: 10")], &["AF026"])]
 #[case::af026_checkpoint_not_a_number("AF026", &[("agentfleet.dev/checkpoint-seconds: \"20\"", "agentfleet.dev/checkpoint-seconds: \"20s\"")], &["AF026"])]
 #[case::af027_index_not_indexed("AF027", &[("  completionMode: Indexed\n", "")], &["AF027"])]
+#[case::af028_scaledjob_condition_without_status("AF028", &[("            - type: DisruptionTarget\n              status: \"True\"\n", "            - type: DisruptionTarget\n")], &["AF028"])]
 #[case::af030_default_rollout("AF030", &[("  rollout:\n    strategy: gradual\n", "")], &["AF030"])]
 #[case::af031_max_replicas_default("AF031", &[("  maxReplicaCount: 20\n", "")], &["AF031"])]
 #[case::af032_amqp_not_accurate("AF032", &[("  scalingStrategy:\n    strategy: accurate\n", "")], &["AF032"])]

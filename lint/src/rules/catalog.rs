@@ -259,6 +259,17 @@ rule!(
     "https://kubernetes.io/docs/concepts/workloads/controllers/job/#completion-mode"
 );
 
+rule!(
+    SCALEDJOB_CONDITION_WITHOUT_STATUS,
+    "AF028",
+    "scaledjob-condition-without-status",
+    Error,
+    "ScaledJob podFailurePolicy condition pattern without status",
+    "The Job API defaults `onPodConditions[].status` to `True`, so a Job may leave it out; KEDA's ScaledJob CRD copies the Job schema with `status` required and a CRD applies no Job defaulting, so the API server rejects the ScaledJob (422, `status: Required value`) and KEDA never sees it.",
+    "Write `status: \"True\"` next to `type:` in every onPodConditions entry of spec.jobTargetRef.podFailurePolicy.",
+    "KEDA config/crd/bases/keda.sh_scaledjobs.yaml (onPodConditions items: required [status, type]); https://kubernetes.io/docs/concepts/workloads/controllers/job/#pod-failure-policy"
+);
+
 // ---- KEDA. ----
 
 rule!(
@@ -646,6 +657,7 @@ pub static RULES: &[&Rule] = &[
     &JOB_NO_TTL,
     &GRACE_SHORTER_THAN_CHECKPOINT,
     &COMPLETION_INDEX_NOT_INDEXED,
+    &SCALEDJOB_CONDITION_WITHOUT_STATUS,
     &SCALEDJOB_DEFAULT_ROLLOUT,
     &SCALEDJOB_MAX_REPLICAS_DEFAULT,
     &AMQP_QUEUE_LENGTH_NOT_ACCURATE,

@@ -68,6 +68,28 @@ pub(super) fn check(fleet: &Fleet, sink: &mut Sink) {
             }
         }
 
+        if workload.controller == Controller::ScaledJob
+            && let Some(policy) = &job.pod_failure_policy
+        {
+            for (ri, rule) in policy.rules.iter().enumerate() {
+                for (ci, condition) in rule.on_pod_conditions.iter().flatten().enumerate() {
+                    if condition.status.is_empty() {
+                        sink.report(
+                            &catalog::SCALEDJOB_CONDITION_WITHOUT_STATUS,
+                            object,
+                            &job_path.join(&format!(
+                                "podFailurePolicy.rules[{ri}].onPodConditions[{ci}]"
+                            )),
+                            format!(
+                                "onPodConditions type {} has no status: KEDA's ScaledJob CRD requires it, so the apply is rejected",
+                                condition.type_
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+
         let ignores_disruptions = job.pod_failure_policy.as_ref().is_some_and(|p| {
             p.rules.iter().any(|rule| {
                 rule.action == "Ignore"
