@@ -1,6 +1,7 @@
 //! `cluster up` for the kind runtime, in order: preflight, cgroup decision and effective
 //! config, kind (PATH, cache or pinned download), create or reuse the cluster, load the local
-//! images, connect, install KEDA, install the platform and the fleet.
+//! images, connect, install KEDA, install the platform and the fleet's supporting objects (not
+//! its Job and ScaledJob: see `keda::is_fleet_workload`).
 
 use std::path::PathBuf;
 use std::time::Duration;

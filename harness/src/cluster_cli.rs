@@ -31,10 +31,12 @@ pub struct ClusterArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ClusterCommand {
-    /// Boot (or reuse) the kind cluster and install KEDA, the platform and the fleet.
+    /// Boot (or reuse) the kind cluster and install KEDA, the platform and the fleet's supporting
+    /// objects (not its Job and ScaledJob, which would take the scenarios' tasks).
     Up(UpArgs),
-    /// Install KEDA and the platform into an existing cluster (the current kubeconfig context,
-    /// or --context): what `--runtime cluster` expects and never installs by itself.
+    /// Install KEDA, the platform and the fleet's supporting objects into an existing cluster
+    /// (the current kubeconfig context, or --context): what `--runtime cluster` expects and
+    /// never installs by itself.
     Install(InstallArgs),
     /// Delete the kind cluster.
     Down(DownArgs),

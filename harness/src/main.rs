@@ -3,7 +3,8 @@
 //! - `e2e`: run the scenarios on a runtime (docker, kind, an existing cluster) and write reports;
 //! - `conform`: check a custom agent image against the agent contract, clause by clause;
 //! - `lint` and `netpol`: static fleet checks (the `agentfleet-lint` crate), seconds, no cluster;
-//! - `cluster`: kind lifecycle, dry-run plan and namespace sweep; `probe`: one connectivity probe
+//! - `cluster`: kind lifecycle, install into an existing cluster, dry-run plan and namespace
+//!   sweep; `probe`: one connectivity probe
 //!   from the agents' position in a cluster (the reproduce command of the isolation check);
 //! - `sweep`: remove whatever an interrupted run left in Docker.
 //!

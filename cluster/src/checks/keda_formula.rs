@@ -12,7 +12,8 @@
 //! The check takes a timeline sampled more often than the polling interval and decides three
 //! things: the fleet never ran more than maxReplicaCount Jobs; in any stretch shorter than one
 //! polling interval (which contains at most one poll) no more Jobs were created than the
-//! largest demand seen in it; and whenever demand stayed positive for a whole polling interval
+//! largest demand possible in it (judged on `outstanding_messages`, an upper bound of what a
+//! poll between two samples could have seen ready); and whenever demand stayed positive for a whole polling interval
 //! (plus `slack` for API latency), at least the smallest demand seen was created in it.
 
 use std::time::Duration;

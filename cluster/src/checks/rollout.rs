@@ -60,7 +60,8 @@ impl RolloutRecorder {
         }
     }
 
-    /// Call right after applying the edited ScaledJob.
+    /// Call just before applying the edited ScaledJob: a default-strategy deletion may reach the
+    /// watch before the apply returns.
     pub fn mark_edit(&mut self) {
         self.running_at_edit = Some(
             self.jobs

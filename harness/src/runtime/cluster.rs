@@ -51,8 +51,8 @@ pub trait ClusterOps: Send + Sync {
     /// from the broker, as one sample of the KEDA formula check.
     fn scaling_sample(&self, t: Duration, ready_messages: u64) -> Sample;
 
-    /// Marks a fleet change (the ScaledJob was just re-applied): the Jobs running now must
-    /// survive it.
+    /// Marks a fleet change (the ScaledJob is about to be re-applied): the Jobs running now
+    /// must survive it.
     fn mark_fleet_change(&self);
 
     /// What happened to the Jobs running at the marked fleet change.

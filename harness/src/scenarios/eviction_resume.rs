@@ -263,6 +263,9 @@ async fn start_keepers<S: Session>(
 struct BudgetSeen {
     /// Evictions the budget allows with the keepers and the agent under test healthy.
     allowed: u32,
+    /// False when a budget uses a form that cannot budget Job pods (`maxUnavailable`, a
+    /// percentage `minAvailable`).
+    budgets_job_pods: bool,
     /// The agent's Job `status.failed` before its eviction.
     failed_before: i32,
 }
@@ -284,6 +287,7 @@ async fn budget_before_eviction<C: ClusterOps>(
     );
     Ok(BudgetSeen {
         allowed: budget.allowed,
+        budgets_job_pods: budget.min_available.is_some(),
         failed_before: cluster.job_failures(agent).await?,
     })
 }
@@ -307,7 +311,18 @@ async fn evict_in_turn<C: ClusterOps>(
             format!("{}: {:?}", attempt.pod, attempt.outcome),
         );
     }
-    findings.cluster_check(BUDGET_CHECK, check_budget(budget.allowed, &attempts));
+    let verdict = if budget.budgets_job_pods {
+        check_budget(budget.allowed, &attempts)
+    } else {
+        // Refusing everything is what such a budget does, and exactly what is wrong with it.
+        agentfleet_cluster::checks::Verdict::Failed {
+            reasons: vec![format!(
+                "the PodDisruptionBudget uses maxUnavailable or a percentage minAvailable, which budgets nothing for Job pods (no scale subresource: disruptionsAllowed stays 0), so every eviction is refused and no drain can finish ({:?}); use an integer minAvailable",
+                attempts[0].outcome
+            )],
+        }
+    };
+    findings.cluster_check(BUDGET_CHECK, verdict);
     Ok(match &attempts[0].outcome {
         ClusterEvict::Evicted => EvictOutcome::Evicted,
         ClusterEvict::RefusedByBudget { message } => EvictOutcome::RefusedByBudget {

@@ -1,7 +1,8 @@
 //! scaling, Docker form: competing consumers. The same task set is run on 1 agent and then on 4
 //! fresh agents, with gateway latency dominating each step, so the 4-agent run must finish at
 //! least 3x faster; no task may be processed twice except by a recorded redelivery; and
-//! Prometheus' `sum(agent_tasks_completed_total{status="success"})` of each phase's agents must
+//! Prometheus' `sum(max_over_time(agent_tasks_completed_total{fleet=<phase>,status="success"}[15m]))`
+//! (each agent's last scrape, also once it has gone) must
 //! equal the number of tasks (the fleet's own accounting agrees with the ledger's).
 //!
 //! On a cluster a third phase runs the fleet as KEDA runs it: the ScaledJob is applied (its

@@ -2,8 +2,10 @@
 //! Jobs KEDA creates folded from the session's watches, the PodDisruptionBudget's answer to
 //! evictions, and the NetworkPolicy truth table probed from agent-labelled pods.
 //!
-//! Every observation comes from the session's one merged watch ([`ClusterHistory`] keeps what
-//! it delivered), so the KEDA and rollout recorders see exactly the events the timeline shows.
+//! The KEDA samples, the rollout fold and the DisruptionTarget reasons come from the session's
+//! one merged watch ([`ClusterHistory`] keeps what it delivered), so they see exactly the events
+//! the timeline shows; the budget waits on a PDB watch of its own, Job failures are read from
+//! the Job's status, and the policy matrix runs probe pods.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};

@@ -7,7 +7,8 @@
 //! Indexed Jobs derived from the reference Job ([`job`]); status, eviction, kill and logs go
 //! through `agentfleet_cluster::fleet`, probes through `agentfleet_cluster::probe`, events
 //! through the namespace's watches ([`events`]). The platform (RabbitMQ, the gateway,
-//! Prometheus) is the one `cluster up` installed, shared by every session, and reached from the
+//! Prometheus) is the one `cluster up` (kind) or `cluster install` (an existing cluster)
+//! installed, shared by every session, and reached from the
 //! harness through port-forwards ([`port_forward`]).
 
 pub mod agents;
