@@ -327,20 +327,10 @@ mod tests {
             respond.send_response(mock::json(200, core_v1_resources()));
 
             let (request, respond) = mock::next(&mut handle, "server-side apply PATCH").await;
-            assert_eq!(request.method(), http::Method::PATCH);
-            assert_eq!(
-                request.uri().path(),
-                "/api/v1/namespaces/agents/configmaps/settings"
+            mock::assert_server_side_apply(
+                &request,
+                "/api/v1/namespaces/agents/configmaps/settings",
             );
-            assert_eq!(
-                request.headers()["content-type"],
-                "application/apply-patch+yaml"
-            );
-            assert_eq!(
-                mock::query(&request, "fieldManager").as_deref(),
-                Some("agentfleet")
-            );
-            assert_eq!(mock::query(&request, "force").as_deref(), Some("true"));
             let body = mock::json_body(request).await;
             assert_eq!(body["data"]["k"], "v");
             respond.send_response(mock::json(200, body));

@@ -500,6 +500,17 @@ mod tests {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests")
     }
 
+    const CONFIG_MAP_A: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n";
+
+    /// Renders a kustomization made of `files` (name, content) in a fresh directory.
+    fn render_files(files: &[(&str, &str)]) -> Result<Rendered, KustomizeError> {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, content) in files {
+            std::fs::write(dir.path().join(name), content).unwrap();
+        }
+        render(dir.path())
+    }
+
     fn find<'a>(rendered: &'a Rendered, kind: &str, name: &str) -> &'a Value {
         rendered
             .objects
@@ -604,13 +615,9 @@ mod tests {
 
     #[test]
     fn unsupported_fields_are_named() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("kustomization.yaml"),
-            "resources: []\nnamespace: x\n",
-        )
-        .unwrap();
-        let error = render(dir.path()).unwrap_err().to_string();
+        let error = render_files(&[("kustomization.yaml", "resources: []\nnamespace: x\n")])
+            .unwrap_err()
+            .to_string();
         assert!(
             error.contains("kustomization.yaml") && error.contains("`namespace`"),
             "{error}"
@@ -619,18 +626,14 @@ mod tests {
 
     #[test]
     fn a_patch_that_matches_nothing_fails() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("a.yaml"),
-            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n",
-        )
-        .unwrap();
-        std::fs::write(
-            dir.path().join("kustomization.yaml"),
-            "resources: [a.yaml]\npatches:\n  - target: {kind: ConfigMap, name: b}\n    patch: |-\n      - op: add\n        path: /data\n        value: {}\n",
-        )
-        .unwrap();
-        let error = render(dir.path()).unwrap_err();
+        let error = render_files(&[
+            ("a.yaml", CONFIG_MAP_A),
+            (
+                "kustomization.yaml",
+                "resources: [a.yaml]\npatches:\n  - target: {kind: ConfigMap, name: b}\n    patch: |-\n      - op: add\n        path: /data\n        value: {}\n",
+            ),
+        ])
+        .unwrap_err();
         assert!(
             matches!(error, KustomizeError::PatchMatchesNothing { .. }),
             "{error}"
@@ -639,18 +642,14 @@ mod tests {
 
     #[test]
     fn a_replace_of_a_missing_path_fails_loudly() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("a.yaml"),
-            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n",
-        )
-        .unwrap();
-        std::fs::write(
-            dir.path().join("kustomization.yaml"),
-            "resources: [a.yaml]\npatches:\n  - target: {kind: ConfigMap, name: a}\n    patch: |-\n      - op: replace\n        path: /data/x\n        value: y\n",
-        )
-        .unwrap();
-        let error = render(dir.path()).unwrap_err();
+        let error = render_files(&[
+            ("a.yaml", CONFIG_MAP_A),
+            (
+                "kustomization.yaml",
+                "resources: [a.yaml]\npatches:\n  - target: {kind: ConfigMap, name: a}\n    patch: |-\n      - op: replace\n        path: /data/x\n        value: y\n",
+            ),
+        ])
+        .unwrap_err();
         assert!(
             matches!(error, KustomizeError::PatchFailed { .. }),
             "{error}"

@@ -91,6 +91,22 @@ pub fn list(
     )
 }
 
+/// Asserts that `request` is a server-side apply of `path` as agentfleet does it: PATCH with
+/// `application/apply-patch+yaml`, field manager `agentfleet`, `force=true`.
+pub fn assert_server_side_apply(request: &Request<Body>, path: &str) {
+    assert_eq!(request.method(), http::Method::PATCH);
+    assert_eq!(request.uri().path(), path);
+    assert_eq!(
+        request.headers()["content-type"],
+        "application/apply-patch+yaml"
+    );
+    assert_eq!(
+        query(request, "fieldManager").as_deref(),
+        Some(crate::FIELD_MANAGER)
+    );
+    assert_eq!(query(request, "force").as_deref(), Some("true"));
+}
+
 /// Query parameter `key` of a request URI.
 pub fn query(request: &Request<Body>, key: &str) -> Option<String> {
     request.uri().query()?.split('&').find_map(|pair| {

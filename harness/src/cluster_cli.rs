@@ -502,11 +502,10 @@ mod tests {
         assert_eq!(parse_labels("").unwrap().len(), 0);
     }
 
-    #[test]
-    fn cluster_plan_prints_the_whole_plan_and_touches_nothing() {
-        let workspace = default_workspace();
-        let before = snapshot(&workspace.join("target/agentfleet"));
-        let cli = Cli::try_parse_from(["agentfleet", "cluster", "plan"]).unwrap();
+    /// `agentfleet cluster <args>`, parsed as the binary parses it; its standard output.
+    fn run_cluster(args: &[&str]) -> Vec<u8> {
+        let argv = ["agentfleet", "cluster"].iter().chain(args).copied();
+        let cli = Cli::try_parse_from(argv).unwrap();
         let Command::Cluster(args) = cli.command else {
             panic!("not cluster: {cli:?}")
         };
@@ -516,7 +515,14 @@ mod tests {
             .unwrap()
             .block_on(run(&args, &mut out))
             .unwrap();
-        let text = String::from_utf8(out).unwrap();
+        out
+    }
+
+    #[test]
+    fn cluster_plan_prints_the_whole_plan_and_touches_nothing() {
+        let workspace = default_workspace();
+        let before = snapshot(&workspace.join("target/agentfleet"));
+        let text = String::from_utf8(run_cluster(&["plan"])).unwrap();
         for needle in [
             "kind cluster `agentfleet`",
             "agentfleet/agent:0.1.0",
@@ -531,17 +537,8 @@ mod tests {
 
     #[test]
     fn cluster_plan_json_is_machine_readable() {
-        let cli = Cli::try_parse_from(["agentfleet", "cluster", "plan", "--json"]).unwrap();
-        let Command::Cluster(args) = cli.command else {
-            panic!("not cluster: {cli:?}")
-        };
-        let mut out = Vec::new();
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(run(&args, &mut out))
-            .unwrap();
-        let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&run_cluster(&["plan", "--json"])).unwrap();
         assert_eq!(json["cluster"]["cluster_name"], "agentfleet");
         assert_eq!(json["scenarios"].as_array().map(Vec::len), Some(5));
     }

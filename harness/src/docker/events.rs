@@ -98,23 +98,31 @@ pub struct EventRecorder {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// Docker's event stream for the containers carrying every one of `labels` (`key=value`, or
+/// `key` alone), from `since` on (whole seconds: Docker's resolution).
+pub fn container_events(
+    engine: &Engine,
+    labels: Vec<String>,
+    since: SystemTime,
+) -> impl futures::Stream<Item = Result<bollard::models::EventMessage, bollard::errors::Error>> + use<>
+{
+    let since = since
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+        .to_string();
+    let filters = HashMap::from([("type", vec!["container".to_owned()]), ("label", labels)]);
+    let options = EventsOptionsBuilder::new()
+        .since(&since)
+        .filters(&filters)
+        .build();
+    engine.raw().events(Some(options))
+}
+
 impl EventRecorder {
     /// Starts recording events of containers labelled `label` (`key=value`).
     pub fn start(engine: &Engine, label: String) -> EventRecorder {
-        let since = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs()
-            .to_string();
-        let filters = HashMap::from([
-            ("type", vec!["container".to_owned()]),
-            ("label", vec![label]),
-        ]);
-        let options = EventsOptionsBuilder::new()
-            .since(&since)
-            .filters(&filters)
-            .build();
-        let mut stream = Box::pin(engine.raw().events(Some(options)));
+        let mut stream = Box::pin(container_events(engine, vec![label], SystemTime::now()));
         let events = Arc::new(Mutex::new(Vec::new()));
         let failure = Arc::new(Mutex::new(None));
         let (sink, failed) = (events.clone(), failure.clone());

@@ -11,7 +11,7 @@ mod status;
 pub use container::{AppliedSecurity, Container};
 pub use engine::Engine;
 pub use error::DockerError;
-pub use events::{ContainerEvent, EventRecorder};
+pub use events::{ContainerEvent, EventRecorder, container_events};
 pub use spec::{ContainerSpec, NetworkAttachment, Restart, VolumeMount};
 pub use status::ContainerStatus;
 

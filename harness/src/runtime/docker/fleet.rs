@@ -4,17 +4,16 @@
 //! where Kubernetes would create a new pod. Stops requested by the harness count as disruptions,
 //! which `podFailurePolicy: DisruptionTarget -> Ignore` keeps from burning the limit.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use agentfleet_protocol::env;
-use bollard::query_parameters::EventsOptionsBuilder;
 use futures::StreamExt;
 
 use crate::Scope;
 use crate::agents::{AgentLauncher, METRICS_PORT};
-use crate::docker::{Container, ContainerStatus};
+use crate::docker::{Container, ContainerStatus, container_events};
 use crate::runtime::event_bus::EventBus;
 use crate::runtime::{
     AgentPhase, AgentRef, AgentStatus, RestartBehaviour, RuntimeError, RuntimeEvent,
@@ -90,26 +89,12 @@ impl Fleet {
     pub fn spawn_controller(self: &Arc<Fleet>) -> tokio::task::JoinHandle<()> {
         let since = SystemTime::now()
             .checked_sub(Duration::from_secs(1))
-            .unwrap_or(UNIX_EPOCH)
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs()
-            .to_string();
-        let filters = HashMap::from([
-            ("type", vec!["container".to_owned()]),
-            (
-                "label",
-                vec![
-                    format!("{SCOPE_LABEL}={}", self.scope_id),
-                    FLEET_LABEL.to_owned(),
-                ],
-            ),
-        ]);
-        let options = EventsOptionsBuilder::new()
-            .since(&since)
-            .filters(&filters)
-            .build();
-        let mut stream = Box::pin(self.engine.raw().events(Some(options)));
+            .unwrap_or(UNIX_EPOCH);
+        let labels = vec![
+            format!("{SCOPE_LABEL}={}", self.scope_id),
+            FLEET_LABEL.to_owned(),
+        ];
+        let mut stream = Box::pin(container_events(&self.engine, labels, since));
         let fleet = self.clone();
         tokio::spawn(async move {
             while let Some(event) = stream.next().await {

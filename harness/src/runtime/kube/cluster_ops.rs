@@ -65,7 +65,7 @@ pub struct KedaObjects {
 
 /// The Kubernetes side of [`ClusterOps`] for one session.
 pub struct KubeCluster {
-    client: Client,
+    /// The session namespace, and the client to reach it.
     fleet: Fleet,
     keda: Option<KedaObjects>,
     history: ClusterHistory,
@@ -154,8 +154,7 @@ impl KubeCluster {
         timeouts: Timeouts,
     ) -> KubeCluster {
         KubeCluster {
-            fleet: Fleet::new(client.clone(), namespace),
-            client,
+            fleet: Fleet::new(client, namespace),
             keda,
             history,
             canary,
@@ -209,7 +208,7 @@ impl ClusterOps for KubeCluster {
         if let Some(auth) = &keda.trigger_authentication {
             let mut auth = auth.clone();
             auth["metadata"]["namespace"] = Value::String(self.fleet.namespace().to_owned());
-            agentfleet_cluster::apply::Applier::new(self.client.clone())
+            agentfleet_cluster::apply::Applier::new(self.fleet.client().clone())
                 .apply(&auth)
                 .await
                 .map_err(|e| {
@@ -227,7 +226,7 @@ impl ClusterOps for KubeCluster {
 
     async fn delete_scaled_job(&self) -> Result<(), RuntimeError> {
         let api: Api<DynamicObject> = Api::namespaced_with(
-            self.client.clone(),
+            self.fleet.client().clone(),
             self.fleet.namespace(),
             &scaled_job_resource(),
         );
@@ -282,7 +281,7 @@ impl ClusterOps for KubeCluster {
     ) -> Result<DisruptionBudget, RuntimeError> {
         let healthy_i32 = i32::try_from(healthy).unwrap_or(i32::MAX);
         let budgets = disruption::wait_budgets(
-            self.client.clone(),
+            self.fleet.client().clone(),
             self.fleet.namespace(),
             &format!("status.currentHealthy >= {healthy}"),
             // A budget that cannot budget Job pods never counts them healthy (the controller's
@@ -331,7 +330,7 @@ impl ClusterOps for KubeCluster {
 
     async fn job_failures(&self, agent: &AgentRef) -> Result<i32, RuntimeError> {
         let job = self.job_of(agent)?;
-        let jobs: Api<Job> = Api::namespaced(self.client.clone(), self.fleet.namespace());
+        let jobs: Api<Job> = Api::namespaced(self.fleet.client().clone(), self.fleet.namespace());
         disruption::failed_count(&jobs, &job)
             .await
             .map_err(|e| other(&format!("reading Job {job}"))(e.to_string()))
@@ -350,7 +349,8 @@ impl ClusterOps for KubeCluster {
                 Some(canary) => canary,
                 None => {
                     let canary =
-                        run_cni_canary(&self.client, &self.live, self.timeouts.probe).await?;
+                        run_cni_canary(self.fleet.client(), &self.live, self.timeouts.probe)
+                            .await?;
                     *cached = Some(canary.clone());
                     canary
                 }
@@ -368,7 +368,7 @@ impl ClusterOps for KubeCluster {
             ));
         }
         let observed = netpol::record(
-            self.client.clone(),
+            self.fleet.client().clone(),
             self.fleet.namespace(),
             &expected,
             &netpol::in_cluster_target,

@@ -671,6 +671,7 @@ mod cluster {
     use agentfleet_cluster::events::{ClusterEvent, ClusterEventKind};
     use agentfleet_cluster::fleet::EvictOutcome as ClusterEvictOutcome;
     use agentfleet_cluster::keda;
+    use agentfleet_cluster::mock::assert_server_side_apply;
     use agentfleet_cluster::namespace::LiveNamespaces;
     use agentfleet_cluster::pod_status::agent_status;
     use agentfleet_cluster::probe::PROBE_LABEL;
@@ -875,20 +876,6 @@ mod cluster {
             {"name": "scaledjobs/status", "singularName": "", "namespaced": true, "kind": "ScaledJob", "verbs": ["get", "patch", "update"]},
             {"name": "triggerauthentications", "singularName": "triggerauthentication", "namespaced": true, "kind": "TriggerAuthentication", "verbs": ["get", "list", "watch", "create", "patch", "delete"]}
         ]})
-    }
-
-    fn assert_server_side_apply(request: &http::Request<kube::client::Body>, path: &str) {
-        assert_eq!(request.method(), http::Method::PATCH);
-        assert_eq!(request.uri().path(), path);
-        assert_eq!(
-            request.headers()["content-type"],
-            "application/apply-patch+yaml"
-        );
-        assert_eq!(
-            query(request, "fieldManager").as_deref(),
-            Some("agentfleet")
-        );
-        assert_eq!(query(request, "force").as_deref(), Some("true"));
     }
 
     #[tokio::test]
