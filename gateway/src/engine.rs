@@ -1,17 +1,23 @@
-//! The live fault state: the current profile, when it was applied, the fault dice and the
-//! in-flight count.
+//! The live fault state: the current profile, when it was applied, the fault dice, the
+//! in-flight count and the requests held open by a hang.
 //!
 //! One mutex guards the decision and the admission together so that `capacity` is exact under
 //! concurrency: two requests can never both see `capacity - 1` in flight and both be admitted.
 //! The critical section is a few comparisons and two RNG draws; nothing awaits inside it.
+//!
+//! A held request subscribes to the release signal under that same mutex, and replacing the
+//! profile signals under it too, so a request can never be held by a profile that is already
+//! gone and then miss the release.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use agentfleet_protocol::gateway::{FaultProfile, Outage};
+use agentfleet_protocol::gateway::{FaultProfile, HeldRequests, Outage};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+use tokio::sync::watch;
 
 use crate::decision::{Dice, Rejection, Verdict, decide};
 use crate::validate::{InvalidProfile, validate_outage, validate_profile};
@@ -21,6 +27,9 @@ use crate::validate::{InvalidProfile, validate_outage, validate_profile};
 pub struct FaultEngine {
     state: Mutex<EngineState>,
     in_flight: Arc<AtomicU32>,
+    held: Arc<Mutex<HeldRequests>>,
+    /// Bumped whenever the profile is replaced: the signal held requests wait for.
+    release: watch::Sender<u64>,
 }
 
 #[derive(Debug)]
@@ -28,6 +37,10 @@ struct EngineState {
     profile: FaultProfile,
     applied_at: Instant,
     dice: StdRng,
+    /// Answers admitted since the profile was applied, for the tasks it hangs.
+    answers: HashMap<String, u32>,
+    /// False once the gateway is shutting down: nothing is held any more.
+    holding: bool,
 }
 
 impl EngineState {
@@ -42,6 +55,33 @@ impl EngineState {
             profile,
             applied_at: now,
             dice,
+            answers: HashMap::new(),
+            holding: true,
+        }
+    }
+
+    /// Whether a request of `task_id` must be held: the profile hangs the task and it has had
+    /// its answers.
+    fn hangs(&self, task_id: Option<&str>) -> bool {
+        let Some(task_id) = task_id.filter(|_| self.holding) else {
+            return false;
+        };
+        self.profile
+            .hangs
+            .iter()
+            .find(|hang| hang.task_id == task_id)
+            .is_some_and(|hang| {
+                self.answers.get(task_id).copied().unwrap_or(0) >= hang.after_answers
+            })
+    }
+
+    /// Counts an admitted answer of `task_id`, if the profile hangs that task (so the map stays
+    /// as small as the profile).
+    fn count_answer(&mut self, task_id: Option<&str>) {
+        if let Some(task_id) = task_id
+            && self.profile.hangs.iter().any(|hang| hang.task_id == task_id)
+        {
+            *self.answers.entry(task_id.to_owned()).or_default() += 1;
         }
     }
 }
@@ -55,6 +95,37 @@ pub enum Admission {
         latency: Duration,
         guard: InFlightGuard,
     },
+    /// Hold the request open, unanswered; once [`HeldRequest::released`] returns, admit it
+    /// again under the profile then in force.
+    Held(HeldRequest),
+}
+
+/// A request held open by a hang. It is listed by [`FaultEngine::held`] until dropped.
+#[derive(Debug)]
+pub struct HeldRequest {
+    release: watch::Receiver<u64>,
+    task_id: String,
+    held: Arc<Mutex<HeldRequests>>,
+}
+
+impl HeldRequest {
+    /// Waits until the profile is replaced (or the engine is gone).
+    pub async fn released(mut self) {
+        // An error means the sender is gone with the engine: nothing will ever release it.
+        let _ = self.release.changed().await;
+    }
+}
+
+impl Drop for HeldRequest {
+    fn drop(&mut self) {
+        let mut held = lock(&self.held);
+        if let Some(count) = held.get_mut(&self.task_id) {
+            *count -= 1;
+            if *count == 0 {
+                held.remove(&self.task_id);
+            }
+        }
+    }
 }
 
 /// Keeps one request counted in flight. Dropping it (answer sent, or the client went away and
@@ -77,6 +148,8 @@ impl FaultEngine {
         Ok(Self {
             state: Mutex::new(EngineState::new(profile, now)),
             in_flight: Arc::new(AtomicU32::new(0)),
+            held: Arc::new(Mutex::new(HeldRequests::new())),
+            release: watch::Sender::new(0),
         })
     }
 
@@ -90,12 +163,30 @@ impl FaultEngine {
         self.in_flight.load(Ordering::Acquire)
     }
 
-    /// Replaces the profile; its outage windows now count from `now` and its dice restart
-    /// from its seed. Requests already in flight keep their slots.
+    /// Requests held open by a hang right now, by task id.
+    pub fn held(&self) -> HeldRequests {
+        lock(&self.held).clone()
+    }
+
+    /// Replaces the profile; its outage windows now count from `now`, its dice restart from its
+    /// seed and its hangs count answers from zero. Held requests are released, to be decided
+    /// under the new profile; requests already in flight keep their slots.
     pub fn replace(&self, profile: FaultProfile, now: Instant) -> Result<(), InvalidProfile> {
         validate_profile(&profile)?;
-        *self.lock() = EngineState::new(profile, now);
+        let mut state = self.lock();
+        let holding = state.holding;
+        *state = EngineState::new(profile, now);
+        state.holding = holding;
+        self.release.send_modify(|generation| *generation += 1);
         Ok(())
+    }
+
+    /// Releases every held request and holds no more, for a shutdown: the profile's hangs no
+    /// longer apply, everything else does.
+    pub fn stop_holding(&self) {
+        let mut state = self.lock();
+        state.holding = false;
+        self.release.send_modify(|generation| *generation += 1);
     }
 
     /// Adds an outage window that starts at `now` to the current profile and returns the
@@ -118,9 +209,19 @@ impl FaultEngine {
         Ok(state.profile.clone())
     }
 
-    /// Decides one request at `now` and, when it is served, counts it in flight.
-    pub fn admit(&self, now: Instant) -> Admission {
+    /// Decides one request of `task_id` at `now`: held by a hang, refused, or served (then
+    /// counted in flight).
+    pub fn admit(&self, now: Instant, task_id: Option<&str>) -> Admission {
         let mut state = self.lock();
+        if state.hangs(task_id) {
+            let task_id = task_id.unwrap_or_default().to_owned();
+            *lock(&self.held).entry(task_id.clone()).or_default() += 1;
+            return Admission::Held(HeldRequest {
+                release: self.release.subscribe(),
+                task_id,
+                held: Arc::clone(&self.held),
+            });
+        }
         let since_applied = now.saturating_duration_since(state.applied_at);
         let dice = Dice::roll(&mut state.dice);
         // Increments happen only under the lock, so this load cannot be overtaken by another
@@ -129,6 +230,7 @@ impl FaultEngine {
         match decide(&state.profile, since_applied, in_flight, dice) {
             Verdict::Reject(rejection) => Admission::Rejected(rejection),
             Verdict::Serve { latency } => {
+                state.count_answer(task_id);
                 self.in_flight.fetch_add(1, Ordering::AcqRel);
                 Admission::Admitted {
                     latency,
@@ -141,9 +243,14 @@ impl FaultEngine {
     }
 
     fn lock(&self) -> MutexGuard<'_, EngineState> {
-        // The state is replaced wholesale or read; a panic elsewhere cannot leave it half-written.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.state)
     }
+}
+
+/// Every lock here guards state that is replaced wholesale or changed by one statement, so a
+/// panic elsewhere cannot leave it half-written: a poisoned lock is still good.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn millis_between(earlier: Instant, later: Instant) -> u64 {
@@ -153,11 +260,13 @@ fn millis_between(earlier: Instant, later: Instant) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use agentfleet_protocol::gateway::Hang;
 
     fn status_at(engine: &FaultEngine, now: Instant) -> u16 {
-        match engine.admit(now) {
+        match engine.admit(now, None) {
             Admission::Rejected(rejection) => rejection.status,
             Admission::Admitted { .. } => 200,
+            Admission::Held(_) => panic!("no hang in these profiles"),
         }
     }
 
@@ -169,13 +278,13 @@ mod tests {
             ..FaultProfile::default()
         };
         let engine = FaultEngine::new(profile, start).expect("valid profile");
-        let first = engine.admit(start);
-        let second = engine.admit(start);
+        let first = engine.admit(start, None);
+        let second = engine.admit(start, None);
         assert_eq!(engine.in_flight(), 2);
         assert_eq!(status_at(&engine, start), 429);
         drop(first);
         assert_eq!(engine.in_flight(), 1);
-        let third = engine.admit(start);
+        let third = engine.admit(start, None);
         assert!(matches!(third, Admission::Admitted { .. }));
         drop((second, third));
         assert_eq!(engine.in_flight(), 0);
@@ -253,5 +362,116 @@ mod tests {
             .expect_err("200 is not an outage status");
         assert_eq!(error.field, "status");
         assert!(engine.profile().outages.is_empty());
+    }
+
+    fn hang(task_id: &str, after_answers: u32) -> Hang {
+        Hang {
+            task_id: task_id.to_owned(),
+            after_answers,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hung_task_is_held_after_its_answers_until_the_profile_is_replaced() {
+        let start = Instant::now();
+        let profile = FaultProfile {
+            hangs: vec![hang("t", 2)],
+            ..FaultProfile::default()
+        };
+        let engine = FaultEngine::new(profile, start).expect("valid profile");
+        for _ in 0..2 {
+            assert!(matches!(
+                engine.admit(start, Some("t")),
+                Admission::Admitted { .. }
+            ));
+        }
+        let Admission::Held(held) = engine.admit(start, Some("t")) else {
+            panic!("the third request of t must be held");
+        };
+        // Other tasks and untagged requests are not affected.
+        assert_eq!(status_at(&engine, start), 200);
+        assert!(matches!(
+            engine.admit(start, Some("other")),
+            Admission::Admitted { .. }
+        ));
+        assert_eq!(engine.held(), HeldRequests::from([("t".to_owned(), 1)]));
+        let waiter = tokio::spawn(held.released());
+        // Still held after a moment: only a new profile releases it.
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        engine
+            .replace(FaultProfile::default(), start)
+            .expect("valid profile");
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("released by the new profile")
+            .expect("the waiter does not panic");
+        assert!(engine.held().is_empty(), "{:?}", engine.held());
+        assert!(matches!(
+            engine.admit(start, Some("t")),
+            Admission::Admitted { .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn stop_holding_releases_and_no_longer_holds_even_after_a_new_profile() {
+        let start = Instant::now();
+        let profile = FaultProfile {
+            hangs: vec![hang("t", 0)],
+            ..FaultProfile::default()
+        };
+        let engine = FaultEngine::new(profile.clone(), start).expect("valid profile");
+        let Admission::Held(held) = engine.admit(start, Some("t")) else {
+            panic!("after 0 answers the first request is held");
+        };
+        engine.stop_holding();
+        tokio::time::timeout(Duration::from_secs(5), held.released())
+            .await
+            .expect("released by the shutdown");
+        engine.replace(profile, start).expect("valid profile");
+        assert!(matches!(
+            engine.admit(start, Some("t")),
+            Admission::Admitted { .. }
+        ));
+    }
+
+    #[test]
+    fn refused_requests_do_not_count_as_answers_of_a_hung_task() {
+        let start = Instant::now();
+        let profile = FaultProfile {
+            outages: vec![Outage {
+                start_ms: 0,
+                duration_ms: 100,
+                status: 503,
+            }],
+            hangs: vec![hang("t", 1)],
+            ..FaultProfile::default()
+        };
+        let engine = FaultEngine::new(profile, start).expect("valid profile");
+        assert!(matches!(
+            engine.admit(start, Some("t")),
+            Admission::Rejected(_)
+        ));
+        let later = start + Duration::from_millis(200);
+        assert!(matches!(
+            engine.admit(later, Some("t")),
+            Admission::Admitted { .. }
+        ));
+        assert!(matches!(engine.admit(later, Some("t")), Admission::Held(_)));
+    }
+
+    #[test]
+    fn after_zero_answers_the_first_request_is_held() {
+        let start = Instant::now();
+        let profile = FaultProfile {
+            hangs: vec![hang("t", 0)],
+            ..FaultProfile::default()
+        };
+        let engine = FaultEngine::new(profile, start).expect("valid profile");
+        let held = engine.admit(start, Some("t"));
+        assert!(matches!(held, Admission::Held(_)));
+        assert_eq!(engine.held().get("t"), Some(&1));
+        drop(held);
+        assert!(engine.held().is_empty());
     }
 }

@@ -5,7 +5,7 @@
 //! scenario with a typo fails loudly at `PUT /admin/faults` instead of silently injecting the
 //! wrong faults.
 
-use agentfleet_protocol::gateway::{FaultProfile, Latency, Outage};
+use agentfleet_protocol::gateway::{FaultProfile, Hang, Latency, Outage};
 
 /// A profile value that parsed but cannot be applied. `field` is the JSON path of the culprit.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,6 +49,32 @@ pub fn validate_profile(profile: &FaultProfile) -> Result<(), InvalidProfile> {
             "capacity",
             "must be at least 1 (omit it for unlimited; use an outage with status 429 to refuse every request)",
         ));
+    }
+    validate_hangs(&profile.hangs)
+}
+
+/// A hang names the task it holds (an empty id would match no request, silently), once (two
+/// entries for one task would leave it unclear which count applies).
+fn validate_hangs(hangs: &[Hang]) -> Result<(), InvalidProfile> {
+    for (index, hang) in hangs.iter().enumerate() {
+        if hang.task_id.trim().is_empty() {
+            return Err(InvalidProfile::new(
+                format!("hangs[{index}].task_id"),
+                "must name a task (the x-task-id header its requests carry)",
+            ));
+        }
+        if let Some(first) = hangs[..index]
+            .iter()
+            .position(|other| other.task_id == hang.task_id)
+        {
+            return Err(InvalidProfile::new(
+                format!("hangs[{index}].task_id"),
+                format!(
+                    "task {:?} is already hung by hangs[{first}]; keep one entry per task",
+                    hang.task_id
+                ),
+            ));
+        }
     }
     Ok(())
 }
@@ -128,6 +154,31 @@ mod tests {
     #[test]
     fn default_profile_is_valid() {
         assert_eq!(validate_profile(&FaultProfile::default()), Ok(()));
+    }
+
+    #[test]
+    fn hangs_need_a_task_id_each_once() {
+        let hang = |task_id: &str| Hang {
+            task_id: task_id.to_owned(),
+            after_answers: 1,
+        };
+        let profile = FaultProfile {
+            hangs: vec![hang("a"), hang(" ")],
+            ..FaultProfile::default()
+        };
+        assert_eq!(invalid_field(&profile), "hangs[1].task_id");
+        let profile = FaultProfile {
+            hangs: vec![hang("a"), hang("b"), hang("a")],
+            ..FaultProfile::default()
+        };
+        let error = validate_profile(&profile).expect_err("a task hung twice");
+        assert_eq!(error.field, "hangs[2].task_id");
+        assert!(error.problem.contains("hangs[0]"), "{error}");
+        let profile = FaultProfile {
+            hangs: vec![hang("a"), hang("b")],
+            ..FaultProfile::default()
+        };
+        assert_eq!(validate_profile(&profile), Ok(()));
     }
 
     #[test]

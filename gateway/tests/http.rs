@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use agentfleet_gateway::http::REQUEST_LOG_DROPPED_HEADER;
 use agentfleet_protocol::gateway::{
-    AGENT_INDEX_HEADER, ChatResponse, FaultProfile, RequestRecord, TASK_ID_HEADER,
+    AGENT_INDEX_HEADER, ChatResponse, FaultProfile, HeldRequests, RequestRecord, TASK_ID_HEADER,
 };
 use serde_json::{Value, json};
 use support::{TestGateway, chat_body, wait_for, within};
@@ -359,6 +359,84 @@ async fn admin_validation_errors_name_the_field_and_keep_the_profile() {
     gateway.shutdown().await;
 }
 
+async fn held(gateway: &TestGateway) -> HeldRequests {
+    let (status, text) = gateway.get_text("/admin/held").await;
+    assert_eq!(status, 200, "GET /admin/held answered {text}");
+    serde_json::from_str(&text).expect("held requests are a JSON object of counts by task id")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_task_is_answered_until_its_count_then_held_until_the_profile_changes() {
+    let gateway = TestGateway::start().await;
+    gateway
+        .put_faults_ok(json!({"hangs": [{"task_id": "hung", "after_answers": 1}]}))
+        .await;
+    let task = [(TASK_ID_HEADER, "hung")];
+    assert_eq!(gateway.chat_with_headers("step 1", &task).await.status(), 200);
+
+    let second = {
+        let client = gateway.client.clone();
+        let url = gateway.url("/v1/chat/completions");
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .header(TASK_ID_HEADER, "hung")
+                .json(&chat_body("agentfleet-sim-small", &["step 2"]))
+                .send()
+                .await
+                .expect("the held request is answered in the end")
+                .status()
+                .as_u16()
+        })
+    };
+    wait_for(Duration::from_secs(5), "the second call to be held", || async {
+        let held = held(&gateway).await;
+        if held.get("hung") == Some(&1) {
+            Ok(())
+        } else {
+            Err(held)
+        }
+    })
+    .await;
+    // Other requests are answered while the task hangs.
+    assert_eq!(gateway.chat("another task").await.status(), 200);
+    assert!(!second.is_finished(), "a held request must stay unanswered");
+    assert_eq!(
+        request_log(&gateway, "")
+            .await
+            .iter()
+            .filter(|r| r.task_id.as_deref() == Some("hung"))
+            .count(),
+        1,
+        "the held request is logged once it is answered, not before"
+    );
+
+    gateway.put_faults_ok(json!({})).await;
+    let status = within(Duration::from_secs(5), "the held request's answer", second)
+        .await
+        .expect("the request task does not panic");
+    assert_eq!(status, 200);
+    assert!(held(&gateway).await.is_empty());
+    let hung: Vec<u16> = request_log(&gateway, "")
+        .await
+        .iter()
+        .filter(|r| r.task_id.as_deref() == Some("hung"))
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(hung, vec![200, 200]);
+
+    let response = gateway
+        .put_faults(json!({"hangs": [{"task_id": "", "after_answers": 0}]}))
+        .await;
+    let (status, _, error) = json_body(response).await;
+    assert_eq!(
+        (status, &error["error"]["param"]),
+        (400, &json!("hangs[0].task_id")),
+        "{error}"
+    );
+    gateway.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_log_records_agent_index_task_id_and_filters_by_time() {
     let gateway = TestGateway::start().await;
@@ -522,5 +600,36 @@ async fn shutdown_lets_the_request_in_flight_finish() {
         .await
         .expect("request task")
         .expect("the in-flight request was answered, not cut off");
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_answers_the_requests_a_hang_holds() {
+    let gateway = TestGateway::start().await;
+    gateway
+        .put_faults_ok(json!({"hangs": [{"task_id": "hung", "after_answers": 0}]}))
+        .await;
+    let request = gateway
+        .client
+        .post(gateway.url("/v1/chat/completions"))
+        .header(TASK_ID_HEADER, "hung")
+        .json(&chat_body("m", &["held"]));
+    let held_request =
+        tokio::spawn(async move { request.send().await.map(|r| r.status().as_u16()) });
+    wait_for(Duration::from_secs(5), "the request to be held", || async {
+        let held = held(&gateway).await;
+        if held.contains_key("hung") {
+            Ok(())
+        } else {
+            Err(held)
+        }
+    })
+    .await;
+    // `shutdown` itself fails the test if the server does not stop within 10 s.
+    gateway.shutdown().await;
+    let status = within(Duration::from_secs(5), "the held request", held_request)
+        .await
+        .expect("request task")
+        .expect("the held request was answered, not cut off");
     assert_eq!(status, 200);
 }

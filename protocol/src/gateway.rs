@@ -64,7 +64,44 @@ pub struct FaultProfile {
     pub capacity: Option<u32>,
     /// Seed for the fault dice, so a run is reproducible.
     pub seed: Option<u64>,
+    /// Hung LLM calls: requests of a task beyond its first answers are held open, unanswered,
+    /// until the profile is replaced. Besides being a fault in its own right, this freezes an
+    /// agent between two steps however loaded the machine is, so a test can kill it there
+    /// without racing the agent's progress.
+    pub hangs: Vec<Hang>,
 }
+
+impl FaultProfile {
+    /// A profile that only hangs `task_ids`, each after `after_answers` answers.
+    pub fn hanging<'a>(task_ids: impl IntoIterator<Item = &'a str>, after_answers: u32) -> Self {
+        FaultProfile {
+            hangs: task_ids
+                .into_iter()
+                .map(|task_id| Hang {
+                    task_id: task_id.to_owned(),
+                    after_answers,
+                })
+                .collect(),
+            ..FaultProfile::default()
+        }
+    }
+}
+
+/// One entry of [`FaultProfile::hangs`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hang {
+    /// The task whose calls hang ([`TASK_ID_HEADER`]).
+    pub task_id: String,
+    /// Answers the task's requests get before the next one hangs (0 = the first one hangs).
+    /// Counted from the moment the profile was applied; refused requests (outage, capacity,
+    /// injected errors) do not count, so with a one-call-per-step agent this is the number of
+    /// steps that can complete.
+    pub after_answers: u32,
+}
+
+/// Body of `GET /admin/held`: the requests held open by a [`Hang`] right now, by task id.
+pub type HeldRequests = std::collections::BTreeMap<String, u32>;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -172,18 +172,17 @@ async fn docker_sigkill_mid_task_resumes_from_the_checkpoint_counting_each_step_
         .launcher(stack.agent_template())
         .launch(&stack.scope, 0)
         .await?;
-    let killed = task("killed-1", 6, delayed(400));
+    let killed = task("killed-1", 6, TaskFaults::default());
+    // The gateway answers three steps and holds the fourth step's call open: the agent is
+    // frozen right after step 3's checkpoint when the SIGKILL lands, however loaded the
+    // machine is.
+    let gateway = stack.gateway.admin().clone();
+    gateway
+        .set_faults(&FaultProfile::hanging([killed.id.as_str()], 3))
+        .await?;
     stack.publish(&killed).await?;
-
-    // The agent checkpoints when a delivery starts and after each step: three writes mean at
-    // least one step is on disk whichever way an agent counts.
-    let written = agent
-        .wait_for_metric(
-            "agent_checkpoints_written_total",
-            &[],
-            Duration::from_secs(20),
-            |v| v >= 3.0,
-        )
+    gateway
+        .wait_held(&[killed.id.as_str()], Duration::from_secs(30))
         .await?;
     agent.container().kill("SIGKILL").await?;
     let status = agent.container().wait_exit(Duration::from_secs(15)).await?;
@@ -198,7 +197,9 @@ async fn docker_sigkill_mid_task_resumes_from_the_checkpoint_counting_each_step_
         "checkpoint lost with the agent: {files:?}"
     );
 
-    // Restart in place (restartPolicy OnFailure): the redelivered task resumes.
+    // Release the hang, restart in place (restartPolicy OnFailure): the redelivered task
+    // resumes after the three answered steps.
+    gateway.set_faults(&FaultProfile::default()).await?;
     agent.container().start().await?;
     stack.wait_accounted(ACCOUNTED).await?;
     let resumed = stack
@@ -207,9 +208,9 @@ async fn docker_sigkill_mid_task_resumes_from_the_checkpoint_counting_each_step_
         .map_err(|e| anyhow!(e))?
         .result
         .clone();
-    assert!(
-        resumed.resumed_from_step >= 1,
-        "killed after {written} checkpoint writes but resumed from 0: {resumed:?}"
+    assert_eq!(
+        resumed.resumed_from_step, 3,
+        "killed while step 4's call hung: {resumed:?}"
     );
     assert!(
         resumed.attempt >= 2,
@@ -242,15 +243,16 @@ async fn docker_sigkill_mid_task_resumes_from_the_checkpoint_counting_each_step_
         "digest of the resumed task vs its twin"
     );
 
-    // The gateway saw every step at least once, and the step in flight at the kill twice at most.
+    // The gateway answered every step once, and step 4 twice: once to the killed agent (when
+    // the hang was released, to nobody) and once to the redelivery.
     let log = stack.gateway.admin().requests().await?;
     let ok_calls = request_log::of_task(&log, &killed.id)
         .iter()
         .filter(|r| r.status == 200)
         .count();
-    assert!(
-        (6..=7).contains(&ok_calls),
-        "{ok_calls} successful gateway calls for a 6-step task killed once"
+    assert_eq!(
+        ok_calls, 7,
+        "successful gateway calls for a 6-step task killed while step 4 hung"
     );
     stack.teardown().await?;
     Ok(())

@@ -1,10 +1,10 @@
 //! The admin API the harness drives: read and replace the fault profile, start an outage now,
-//! read and clear the request log.
+//! list the requests a hang holds, read and clear the request log.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use agentfleet_protocol::gateway::{FaultProfile, RequestRecord};
+use agentfleet_protocol::gateway::{FaultProfile, HeldRequests, RequestRecord};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
@@ -87,6 +87,12 @@ pub async fn post_outage(
         "outage started"
     );
     Ok(Json(profile))
+}
+
+/// The requests held open by the profile's hangs right now, by task id: how a test knows an
+/// agent has reached the call it wanted to freeze.
+pub async fn get_held(State(state): State<Arc<GatewayState>>) -> Json<HeldRequests> {
+    Json(state.engine.held())
 }
 
 pub async fn get_requests(

@@ -30,7 +30,7 @@ pub async fn chat_completions(
     // cancels the bookkeeping nor frees the capacity slot early: a real LLM keeps computing
     // after the caller hangs up, and the request log must still show the request.
     let served = tokio::spawn(async move {
-        let outcome = serve(&state, &body, arrived).await;
+        let outcome = serve(&state, &body, arrived, task_id.as_deref()).await;
         let (status, retry_after_secs) = match &outcome {
             Ok(_) => (200, None),
             Err(error) => (error.status.as_u16(), error.retry_after_secs),
@@ -64,16 +64,25 @@ async fn serve(
     state: &GatewayState,
     body: &[u8],
     arrived: Instant,
+    task_id: Option<&str>,
 ) -> Result<ChatResponse, ApiError> {
     // A malformed request is the caller's bug whatever the fault profile says, so it is reported
     // before the dice are rolled (and consumes none of a seeded sequence).
     let request = parse_request(body)?;
-    let latency = match state.engine.admit(arrived) {
-        Admission::Rejected(rejection) => return Err(ApiError::from_rejection(rejection)),
-        Admission::Admitted { latency, guard } => {
-            tokio::time::sleep(latency).await;
-            drop(guard);
-            latency
+    let mut now = arrived;
+    let latency = loop {
+        match state.engine.admit(now, task_id) {
+            Admission::Rejected(rejection) => return Err(ApiError::from_rejection(rejection)),
+            Admission::Admitted { latency, guard } => {
+                tokio::time::sleep(latency).await;
+                drop(guard);
+                break latency;
+            }
+            Admission::Held(held) => {
+                tracing::debug!(task_id, "request held by a hang");
+                held.released().await;
+                now = Instant::now();
+            }
         }
     };
     tracing::debug!(

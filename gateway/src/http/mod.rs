@@ -27,6 +27,7 @@ pub fn router(state: Arc<GatewayState>) -> Router {
             get(admin::get_faults).put(admin::put_faults),
         )
         .route("/admin/outage", post(admin::post_outage))
+        .route("/admin/held", get(admin::get_held))
         .route(
             "/admin/requests",
             get(admin::get_requests).delete(admin::delete_requests),
@@ -38,12 +39,18 @@ pub fn router(state: Arc<GatewayState>) -> Router {
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves, then lets in-flight requests finish.
+/// Requests held by a hang are answered then too: a graceful shutdown that waited for them
+/// would wait until the process is killed.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<GatewayState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let engine_state = Arc::clone(&state);
     axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            engine_state.engine.stop_holding();
+        })
         .await
 }

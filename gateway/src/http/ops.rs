@@ -55,6 +55,6 @@ pub async fn models() -> Json<ModelList> {
 
 pub async fn not_found() -> ApiError {
     ApiError::not_found(
-        "no such endpoint; see POST /v1/chat/completions, GET /v1/models, /admin/faults, /admin/outage, /admin/requests, /metrics, /healthz",
+        "no such endpoint; see POST /v1/chat/completions, GET /v1/models, /admin/faults, /admin/outage, /admin/held, /admin/requests, /metrics, /healthz",
     )
 }

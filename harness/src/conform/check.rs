@@ -170,7 +170,7 @@ pub async fn wait_gateway_calls(
     .map_err(|e| violation(format!("the agent did not work on {task_id}: {e}")))
 }
 
-pub fn successful_calls(log: &[RequestRecord], task_id: &str) -> usize {
+fn successful_calls(log: &[RequestRecord], task_id: &str) -> usize {
     request_log::of_task(log, task_id)
         .iter()
         .filter(|r| r.status == 200)

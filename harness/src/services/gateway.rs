@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use agentfleet_protocol::gateway::{FaultProfile, RequestRecord};
+use agentfleet_protocol::gateway::{FaultProfile, HeldRequests, RequestRecord};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -11,6 +11,7 @@ use super::{ServiceError, http_client, require_success, wait_ready};
 use crate::Scope;
 use crate::docker::{Container, ContainerSpec};
 use crate::metrics::{Metrics, scrape};
+use crate::wait::{Probe, WaitTimeout, until};
 
 /// DNS name of the gateway on the agents' network.
 pub const ALIAS: &str = "gateway";
@@ -137,6 +138,33 @@ impl GatewayAdmin {
         self.send("POST", "/admin/outage", Some(&body))
             .await
             .map(drop)
+    }
+
+    /// The requests held open by the profile's hangs right now, by task id.
+    pub async fn held(&self) -> Result<HeldRequests, ServiceError> {
+        self.get_json("/admin/held").await
+    }
+
+    /// Waits until a call of one of `task_ids` is held by a hang, and returns that task's id.
+    /// With [`FaultProfile::hanging`] this is the moment an agent is frozen between two steps:
+    /// the steps before are answered (and, by the contract, checkpointed), the next one cannot
+    /// finish, however slow or fast the machine is.
+    pub async fn wait_held(&self, task_ids: &[&str], timeout: Duration) -> Result<String, WaitTimeout> {
+        until(
+            format!("an LLM call of {task_ids:?} held by the gateway's hang"),
+            timeout,
+            Duration::from_millis(50),
+            || async {
+                match self.held().await {
+                    Ok(held) => match task_ids.iter().find(|id| held.contains_key(**id)) {
+                        Some(id) => Probe::Ready((*id).to_owned()),
+                        None => Probe::NotYet(format!("held: {held:?}")),
+                    },
+                    Err(e) => Probe::NotYet(e.to_string()),
+                }
+            },
+        )
+        .await
     }
 
     /// The whole request log, oldest first.

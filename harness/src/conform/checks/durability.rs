@@ -1,25 +1,32 @@
 //! Clause 3, durability: a checkpoint after every step, keyed by task id (`<task id>.json` in
 //! `AGENT_CHECKPOINT_DIR`), so a SIGKILL loses at most the step in flight and the redelivered
 //! task resumes; a corrupt checkpoint is reported and the task starts over, without a crash.
+//!
+//! The kill lands at a known point: the gateway hangs the task's LLM call after a number of
+//! answered steps, so the agent is frozen there until it is killed. A kill timed against the
+//! agent's progress instead (after N calls, with a delay per step) raced a loaded machine: the
+//! agent finished the task before the SIGKILL arrived and the check blamed the image.
 
 use std::time::Duration;
 
 use agentfleet_protocol::TaskFaults;
+use agentfleet_protocol::gateway::FaultProfile;
 
 use crate::agents::AgentTemplate;
 use crate::stack::Stack;
 
 use crate::conform::check::{
-    CheckResult, delayed, require, successful_calls, task, the_result, wait_consuming, wait_done,
-    wait_gateway_calls,
+    CheckResult, require, task, the_result, violation, wait_consuming, wait_done,
 };
 
-/// Steps of the task killed mid-way, and the pause in each (so the kill lands between steps'
-/// checkpoints deterministically).
+/// Steps of the task killed mid-way.
 const STEPS: u32 = 6;
-const STEP_DELAY_MS: u64 = 400;
-/// Successful gateway calls seen before the kill: at least this many minus one steps are done.
-const CALLS_BEFORE_KILL: usize = 3;
+/// Steps answered before the kill: the gateway holds the next step's LLM call open, so the
+/// agent is frozen between step 3's checkpoint and step 4's answer when the SIGKILL lands,
+/// whatever the machine's load.
+const STEPS_BEFORE_KILL: u32 = 3;
+/// How long the agent may take to reach the held call.
+const REACH_HELD_CALL: Duration = Duration::from_secs(30);
 
 pub async fn check(image: &str) -> CheckResult {
     let mut stack = Stack::up("conform-durability").await?;
@@ -53,45 +60,61 @@ pub async fn check(image: &str) -> CheckResult {
     })?;
     evidence.push("corrupt checkpoint: task restarted from step 0, agent kept running".to_owned());
 
-    // SIGKILL after a few steps; the checkpoint must be on disk and the redelivery resume it.
-    let killed = task("durability-killed", STEPS, delayed(STEP_DELAY_MS));
+    // SIGKILL while step 4's LLM call hangs; step 3's checkpoint must be on disk and the
+    // redelivery must resume from it.
+    let killed = task("durability-killed", STEPS, TaskFaults::default());
     let file = format!("{}.json", killed.id);
+    let gateway = stack.gateway.admin().clone();
+    gateway
+        .set_faults(&FaultProfile::hanging([killed.id.as_str()], STEPS_BEFORE_KILL))
+        .await?;
     stack.publish(&killed).await?;
-    wait_gateway_calls(
-        &stack,
-        &killed.id,
-        CALLS_BEFORE_KILL,
-        Duration::from_secs(20),
-    )
-    .await?;
+    gateway
+        .wait_held(&[killed.id.as_str()], REACH_HELD_CALL)
+        .await
+        .map_err(|e| {
+            violation(format!(
+                "the agent never asked for step {} of {}: {e}",
+                STEPS_BEFORE_KILL + 1,
+                killed.id
+            ))
+        })?;
     agent.container().kill("SIGKILL").await?;
     agent.container().wait_exit(Duration::from_secs(15)).await?;
-    let log = stack.gateway.admin().requests().await?;
-    let calls_before = successful_calls(&log, &killed.id);
-    let steps_done = calls_before.saturating_sub(1);
     let files = stack.checkpoints.list(&stack.scope).await?;
     require(files.contains(&file), || {
         format!(
-            "SIGKILL after {calls_before} answered LLM calls ({steps_done}+ steps done) left no \
-             {file} in the checkpoint volume (it holds {files:?}): the agent does not checkpoint \
-             after every step"
+            "SIGKILL after {STEPS_BEFORE_KILL} answered steps, while step {}'s LLM call hung, left \
+             no {file} in the checkpoint volume (it holds {files:?}): the agent does not \
+             checkpoint after every step",
+            STEPS_BEFORE_KILL + 1
         )
     })?;
+    // Release the hang (the held call is answered to nobody) before the redelivery runs.
+    gateway.set_faults(&FaultProfile::default()).await?;
     agent.container().start().await?;
     wait_done(&mut stack, "the SIGKILLed task after a restart").await?;
     let r = the_result(&stack, &killed.id)?;
-    require(r.resumed_from_step as usize >= steps_done.max(1), || {
+    require(r.resumed_from_step == STEPS_BEFORE_KILL, || {
         format!(
-            "killed after {calls_before} answered LLM calls but resumed from step {}: at least \
-             {steps_done} steps were lost; {r:?}",
-            r.resumed_from_step
+            "killed after {STEPS_BEFORE_KILL} answered steps (step {} never got its answer) but \
+             resumed from step {}: {}; {r:?}",
+            STEPS_BEFORE_KILL + 1,
+            r.resumed_from_step,
+            if r.resumed_from_step < STEPS_BEFORE_KILL {
+                "steps done before the kill were lost"
+            } else {
+                "a step without an answer was counted as done"
+            }
         )
     })?;
     require(r.steps == STEPS, || format!("{r:?}"))?;
     evidence.push(format!(
-        "SIGKILL after {calls_before} LLM calls: {file} on disk, resumed from step {} of {STEPS} \
-         (attempt {})",
-        r.resumed_from_step, r.attempt
+        "SIGKILL while step {} of {STEPS} hung at the gateway: {file} on disk, resumed from step \
+         {} (attempt {})",
+        STEPS_BEFORE_KILL + 1,
+        r.resumed_from_step,
+        r.attempt
     ));
     stack.teardown().await?;
     Ok(evidence)

@@ -10,14 +10,21 @@
 
 use std::time::Duration;
 
+use agentfleet_protocol::TaskFaults;
+use agentfleet_protocol::gateway::FaultProfile;
+
 use crate::agents::AgentTemplate;
 use crate::stack::Stack;
 use crate::wait::{Probe, until};
 
 use crate::conform::check::{
-    CheckError, CheckResult, QUIET, delayed, require, task, violation, wait_consuming, wait_done,
-    wait_gateway_calls,
+    CheckError, CheckResult, QUIET, require, task, violation, wait_consuming, wait_done,
 };
+
+/// Steps of each task; the second step's LLM call hangs until the kill.
+const STEPS: u32 = 4;
+/// How long the agent may take to reach the held call.
+const REACH_HELD_CALL: Duration = Duration::from_secs(30);
 
 pub async fn check(image: &str) -> CheckResult {
     let mut stack = Stack::up("conform-work").await?;
@@ -27,23 +34,29 @@ pub async fn check(image: &str) -> CheckResult {
         .await?;
     wait_consuming(&stack, 1).await?;
     let tasks: Vec<_> = (1..=3)
-        .map(|n| task(&format!("work-{n}"), 4, delayed(800)))
+        .map(|n| task(&format!("work-{n}"), STEPS, TaskFaults::default()))
         .collect();
+    let ids: Vec<&str> = tasks.iter().map(|t| t.id.as_str()).collect();
+    // Whichever task the agent takes first, it is frozen inside it: the gateway answers the
+    // first step and holds the second step's call open.
+    let gateway = stack.gateway.admin().clone();
+    gateway
+        .set_faults(&FaultProfile::hanging(ids.iter().copied(), 1))
+        .await?;
     for t in &tasks {
         stack.publish(t).await?;
     }
     let mut evidence = Vec::new();
 
     // Prefetch 1: once the agent is inside a task, the other two are still ready.
-    let log = wait_gateway_calls(&stack, "work-1", 1, Duration::from_secs(20)).await;
-    let in_flight = match log {
-        Ok(_) => "work-1".to_owned(),
-        Err(_) => first_task_with_calls(&stack, &tasks).await?,
-    };
+    let in_flight = gateway
+        .wait_held(&ids, REACH_HELD_CALL)
+        .await
+        .map_err(|e| violation(format!("the agent did not get to step 2 of any task: {e}")))?;
     let queue = stack.topology.task_queue.clone();
     let ready = until(
         format!("2 ready messages on {queue} while the agent works on {in_flight}"),
-        Duration::from_secs(2),
+        Duration::from_secs(5),
         Duration::from_millis(50),
         || async {
             match stack.queue.depth(&queue).await {
@@ -63,9 +76,11 @@ pub async fn check(image: &str) -> CheckResult {
         "{ready} of 3 tasks ready while the agent worked on {in_flight}: prefetch 1"
     ));
 
-    // SIGKILL in the middle of the task, restart in place (restartPolicy OnFailure).
+    // SIGKILL in the middle of the task, release the hang, restart in place (restartPolicy
+    // OnFailure).
     agent.container().kill("SIGKILL").await?;
     agent.container().wait_exit(Duration::from_secs(15)).await?;
+    gateway.set_faults(&FaultProfile::default()).await?;
     agent.container().start().await?;
     wait_done(&mut stack, "three tasks across a SIGKILL of their agent").await?;
     let verdict = stack
@@ -109,20 +124,4 @@ pub async fn check(image: &str) -> CheckResult {
     evidence.push("every result carries its task id in task_id and message_id".to_owned());
     stack.teardown().await?;
     Ok(evidence)
-}
-
-/// The agent may take the tasks in any order; finds the one it started.
-async fn first_task_with_calls(
-    stack: &Stack,
-    tasks: &[agentfleet_protocol::Task],
-) -> Result<String, CheckError> {
-    let log = stack.gateway.admin().requests().await?;
-    tasks
-        .iter()
-        .find(|t| {
-            log.iter()
-                .any(|r| r.task_id.as_deref() == Some(t.id.as_str()))
-        })
-        .map(|t| t.id.clone())
-        .ok_or_else(|| violation("the agent made no gateway call for any of 3 tasks in 20 s"))
 }
