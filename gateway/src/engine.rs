@@ -79,7 +79,11 @@ impl EngineState {
     /// as small as the profile).
     fn count_answer(&mut self, task_id: Option<&str>) {
         if let Some(task_id) = task_id
-            && self.profile.hangs.iter().any(|hang| hang.task_id == task_id)
+            && self
+                .profile
+                .hangs
+                .iter()
+                .any(|hang| hang.task_id == task_id)
         {
             *self.answers.entry(task_id.to_owned()).or_default() += 1;
         }

@@ -372,7 +372,10 @@ async fn a_hung_task_is_answered_until_its_count_then_held_until_the_profile_cha
         .put_faults_ok(json!({"hangs": [{"task_id": "hung", "after_answers": 1}]}))
         .await;
     let task = [(TASK_ID_HEADER, "hung")];
-    assert_eq!(gateway.chat_with_headers("step 1", &task).await.status(), 200);
+    assert_eq!(
+        gateway.chat_with_headers("step 1", &task).await.status(),
+        200
+    );
 
     let second = {
         let client = gateway.client.clone();
@@ -389,14 +392,18 @@ async fn a_hung_task_is_answered_until_its_count_then_held_until_the_profile_cha
                 .as_u16()
         })
     };
-    wait_for(Duration::from_secs(5), "the second call to be held", || async {
-        let held = held(&gateway).await;
-        if held.get("hung") == Some(&1) {
-            Ok(())
-        } else {
-            Err(held)
-        }
-    })
+    wait_for(
+        Duration::from_secs(5),
+        "the second call to be held",
+        || async {
+            let held = held(&gateway).await;
+            if held.get("hung") == Some(&1) {
+                Ok(())
+            } else {
+                Err(held)
+            }
+        },
+    )
     .await;
     // Other requests are answered while the task hangs.
     assert_eq!(gateway.chat("another task").await.status(), 200);

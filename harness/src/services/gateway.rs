@@ -149,7 +149,11 @@ impl GatewayAdmin {
     /// With [`FaultProfile::hanging`] this is the moment an agent is frozen between two steps:
     /// the steps before are answered (and, by the contract, checkpointed), the next one cannot
     /// finish, however slow or fast the machine is.
-    pub async fn wait_held(&self, task_ids: &[&str], timeout: Duration) -> Result<String, WaitTimeout> {
+    pub async fn wait_held(
+        &self,
+        task_ids: &[&str],
+        timeout: Duration,
+    ) -> Result<String, WaitTimeout> {
         until(
             format!("an LLM call of {task_ids:?} held by the gateway's hang"),
             timeout,

@@ -66,7 +66,10 @@ pub async fn check(image: &str) -> CheckResult {
     let file = format!("{}.json", killed.id);
     let gateway = stack.gateway.admin().clone();
     gateway
-        .set_faults(&FaultProfile::hanging([killed.id.as_str()], STEPS_BEFORE_KILL))
+        .set_faults(&FaultProfile::hanging(
+            [killed.id.as_str()],
+            STEPS_BEFORE_KILL,
+        ))
         .await?;
     stack.publish(&killed).await?;
     gateway
