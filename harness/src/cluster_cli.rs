@@ -1,6 +1,6 @@
 //! The Kubernetes commands of the `agentfleet` binary: `cluster up|install|down|sweep|plan` and
-//! `probe`,
-//! plus [`kube_runtime`], which the e2e runner calls for `--runtime kind|cluster`.
+//! `probe`, plus what the e2e runner needs for `--runtime kind|cluster`: [`kind_up`] (the same
+//! boot-or-reuse as `cluster up`) and [`context_runtime`].
 //!
 //! Each command is a thin front over `agentfleet_cluster`; this module adds only argument
 //! parsing, progress lines and exit codes. `cluster plan` reads files and prints; it starts no
@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use agentfleet_cluster::kind::{self, HostProbe, KindLocation, Requirements, SystemProbe};
+use agentfleet_cluster::kind::{self, KindLocation, SystemProbe};
 use agentfleet_cluster::plan::{self, ScenarioPlan};
 use agentfleet_cluster::probe::{ProbeOutcome, ProbeSpec, run_probe};
 use agentfleet_cluster::{namespace, up};
@@ -194,24 +194,42 @@ pub async fn run(args: &ClusterArgs, out: &mut dyn std::io::Write) -> anyhow::Re
 }
 
 async fn cluster_up(args: &UpArgs, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
-    let workspace = &args.workspace.workspace;
+    let done = kind_up(&args.workspace, Duration::from_secs(args.timeout_secs), out).await?;
+    report_up(&done, out)?;
+    writeln!(out, "cluster up: ready")?;
+    Ok(())
+}
+
+/// Boots the kind cluster of `workspace`'s kind-config/ (or reuses a running one of that name),
+/// loads the images and installs KEDA, the platform and the fleet's supporting objects: what
+/// `cluster up` does, and what `e2e --runtime kind` does before its scenarios.
+pub async fn kind_up(
+    workspace: &WorkspaceArgs,
+    timeout: Duration,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<up::Up> {
+    let root = &workspace.workspace;
     let options = up::UpOptions {
-        workspace: workspace.clone(),
-        images: args.workspace.images(),
-        node_image_override: args.workspace.node_image.clone(),
-        timeout: Duration::from_secs(args.timeout_secs),
+        workspace: root.clone(),
+        images: workspace.images(),
+        node_image_override: workspace.node_image.clone(),
+        timeout,
     };
     writeln!(
         out,
         "cluster up: preflight, kind cluster, {} image(s) to load, KEDA {}, platform from {}",
         options.images.len(),
         agentfleet_cluster::keda::KEDA_VERSION,
-        workspace.join("manifests/overlays/kind").display()
+        root.join("manifests/overlays/kind").display()
     )?;
     let probe = SystemProbe {
-        bin_dir: bin_dir(workspace),
+        bin_dir: bin_dir(root),
     };
-    let done = up::up(&options, &probe).await?;
+    Ok(up::up(&options, &probe).await?)
+}
+
+/// What `up` found and did, a line each.
+pub fn report_up(done: &up::Up, out: &mut dyn std::io::Write) -> std::io::Result<()> {
     for note in &done.preflight.notes {
         writeln!(out, "  preflight: {note}")?;
     }
@@ -235,12 +253,11 @@ async fn cluster_up(args: &UpArgs, out: &mut dyn std::io::Write) -> anyhow::Resu
         done.platform.applied.len(),
         done.platform.ready.join(", ")
     )?;
-    writeln!(out, "cluster up: ready")?;
     Ok(())
 }
 
 async fn cluster_down(args: &DownArgs, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
-    let binary = match kind::locate_kind(std::env::var_os("PATH"), &bin_dir(&args.workspace)) {
+    let binary = match locate_kind(&args.workspace) {
         KindLocation::OnPath(path) | KindLocation::Cached(path) => path,
         KindLocation::Missing(expected) => bail!(
             "kind is not on PATH nor at {}: nothing to delete without it (`agentfleet cluster up` downloads it)",
@@ -383,44 +400,29 @@ pub struct KubeconfigError {
     pub problem: String,
 }
 
-/// Builds the runtime for `--runtime kind|cluster`: for kind, the host preflight first (a machine
-/// without Docker or kind fails here, fast, with the cluster crate's message), then the
-/// `kind-<cluster>` context; for an existing cluster, the given context, or the current one
-/// (`kube::Config::infer`, which also covers in-cluster service accounts) when it is empty.
-pub async fn kube_runtime(flavour: Flavour, manifests_dir: &Path) -> anyhow::Result<KubeRuntime> {
+/// Builds the runtime for `--runtime cluster`: the given kubeconfig context, or the current one
+/// (`kube::Config::infer`, which also covers in-cluster service accounts) when none is given.
+/// Installs nothing: an existing cluster gets KEDA and the platform only from `cluster install`.
+pub async fn context_runtime(
+    context: Option<&str>,
+    manifests_dir: &Path,
+) -> anyhow::Result<KubeRuntime> {
     agentfleet_cluster::tls::install_crypto_provider();
-    let config = match &flavour {
-        Flavour::Kind { cluster } => {
-            let workspace = manifests_dir.join("..");
-            let preflight = kind::preflight(
-                &SystemProbe {
-                    bin_dir: bin_dir(&workspace),
-                },
-                &Requirements::for_images(Vec::new()),
-            );
-            if !preflight.passed() {
-                bail!(up::UpError::Preflight {
-                    problems: preflight.problems
-                });
-            }
-            context_config(
-                &format!("kind-{cluster}"),
-                &format!("kind cluster `{cluster}`"),
-            )
-            .await?
-        }
-        Flavour::Cluster { context } if context.is_empty() => {
-            kube::Config::infer().await.map_err(|e| KubeconfigError {
-                what: "the current context".into(),
-                problem: e.to_string(),
-            })?
-        }
-        Flavour::Cluster { context } => {
-            context_config(context, &format!("context `{context}`")).await?
-        }
+    let config = match context {
+        None => kube::Config::infer().await.map_err(|e| KubeconfigError {
+            what: "the current context".into(),
+            problem: e.to_string(),
+        })?,
+        Some(context) => context_config(context, &format!("context `{context}`")).await?,
     };
     let client = kube::Client::try_from(config).context("building the Kubernetes client")?;
-    Ok(KubeRuntime::new(client, manifests_dir, flavour))
+    Ok(KubeRuntime::new(
+        client,
+        manifests_dir,
+        Flavour::Cluster {
+            context: context.unwrap_or_default().to_owned(),
+        },
+    ))
 }
 
 async fn context_config(context: &str, what: &str) -> Result<kube::Config, KubeconfigError> {
@@ -441,15 +443,9 @@ async fn context_config(context: &str, what: &str) -> Result<kube::Config, Kubec
         .map_err(|e| fail(e.to_string()))
 }
 
-/// Whether the host can run kind at all (used by `--runtime auto` to decide on a fallback).
-pub fn kind_available(workspace: &Path) -> bool {
-    !matches!(
-        SystemProbe {
-            bin_dir: bin_dir(workspace)
-        }
-        .kind(),
-        KindLocation::Missing(_)
-    )
+/// Where a `kind` binary is: on PATH, else the pinned download in `<workspace>/target/agentfleet/bin`.
+pub fn locate_kind(workspace: &Path) -> KindLocation {
+    kind::locate_kind(std::env::var_os("PATH"), &bin_dir(workspace))
 }
 
 #[cfg(test)]

@@ -1,8 +1,10 @@
 //! `agentfleet e2e`: run the scenarios on a runtime, show progress, print the verdict table and
 //! write the reports (report.json, junit.xml, one timeline SVG per scenario).
 //!
-//! Runtime selection: `--runtime auto` uses kind when it can run here (a `kind` binary on PATH
-//! and a reachable Docker daemon), otherwise Docker, and says loudly which checks that skips.
+//! Runtime selection: `--runtime auto` uses kind when it can run here (a `kind` binary on PATH or
+//! already downloaded, and a reachable Docker daemon), otherwise Docker, and says loudly which
+//! checks that skips. On kind the cluster is booted, or a running one reused, exactly as
+//! `agentfleet cluster up` does, before the first scenario.
 //! Scenarios run one after another (the machines this runs on have two cores and every scenario
 //! brings up its own broker); Ctrl-C stops the running scenario, whose session tears itself
 //! down, and still writes the reports of the scenarios that finished.
@@ -21,16 +23,22 @@ use crate::images::Images;
 use crate::report;
 use crate::report::style::stdout_wants_colour;
 use crate::runtime::docker::DockerRuntime;
-use crate::runtime::kube::Flavour;
+use crate::runtime::kube::{Flavour, KubeRuntime};
 use crate::runtime::{PodTemplate, Runtime};
 use crate::scenario::{ScenarioId, ScenarioOutcome, Verdict};
 use crate::scenarios::{self, ScenarioOptions};
 use crate::scope::KEEP_ENV;
+use agentfleet_cluster::kind::KindLocation;
+
+/// Bound of each wait of the cluster boot (CRDs established, each Deployment available), as
+/// `cluster up`'s default.
+const CLUSTER_UP_WAIT: Duration = Duration::from_secs(300);
 
 /// Where to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RuntimeChoice {
-    /// kind when `kind` is on PATH and Docker answers, else docker.
+    /// kind when a `kind` binary is on PATH (or downloaded before) and Docker answers, else
+    /// docker.
     Auto,
     Docker,
     Kind,
@@ -61,9 +69,6 @@ pub struct E2eArgs {
     /// terminal).
     #[arg(long)]
     pub quiet: bool,
-    /// kind cluster name (`--runtime kind`; `agentfleet cluster up` creates it).
-    #[arg(long, default_value = "agentfleet")]
-    pub kind_cluster: String,
     /// kubeconfig context (`--runtime cluster`; default: the current context).
     #[arg(long)]
     pub context: Option<String>,
@@ -99,16 +104,20 @@ impl ResolvedRuntime {
 /// What the machine offers, probed once; separate from [`resolve`] so the decision is testable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Host {
-    /// Path of the `kind` binary, if on PATH.
+    /// Path of the `kind` binary: on PATH, or the pinned one `cluster up` downloaded.
     pub kind: Option<PathBuf>,
     /// `Ok(docker host)` or why Docker is unusable.
     pub docker: Result<String, String>,
 }
 
 impl Host {
-    pub async fn probe() -> Host {
+    /// Probes this machine; `workspace` is where a downloaded kind would be.
+    pub async fn probe(workspace: &Path) -> Host {
         Host {
-            kind: find_on_path("kind"),
+            kind: match crate::cluster_cli::locate_kind(workspace) {
+                KindLocation::OnPath(path) | KindLocation::Cached(path) => Some(path),
+                KindLocation::Missing(_) => None,
+            },
             docker: match Engine::connect().await {
                 Ok(engine) => Ok(engine.host().to_owned()),
                 Err(e) => Err(e.to_string()),
@@ -137,7 +146,9 @@ pub fn resolve(choice: RuntimeChoice, host: &Host) -> anyhow::Result<Resolved> {
             },
             (None, Ok(docker)) => Resolved {
                 runtime: ResolvedRuntime::Docker,
-                reason: format!("auto: no `kind` on PATH; Docker answers at {docker}"),
+                reason: format!(
+                    "auto: no `kind` on PATH nor downloaded; Docker answers at {docker}"
+                ),
             },
             (_, Err(e)) => bail!(
                 "--runtime auto found no usable runtime: Docker did not answer ({e}); start \
@@ -153,14 +164,18 @@ pub fn resolve(choice: RuntimeChoice, host: &Host) -> anyhow::Result<Resolved> {
         }
         RuntimeChoice::Kind => {
             docker_needed(ResolvedRuntime::Kind)?;
-            if host.kind.is_none() {
-                bail!(
-                    "--runtime kind: no `kind` binary on PATH (`cargo xtask cluster up` installs a pinned one)"
-                );
-            }
             Resolved {
                 runtime: ResolvedRuntime::Kind,
-                reason: "--runtime kind".into(),
+                reason: match &host.kind {
+                    Some(kind) => format!("--runtime kind, kind at {}", kind.display()),
+                    // Asked for explicitly: cluster up fetches the pinned release (and fails
+                    // fast, naming the URL and how to preload it, without a network).
+                    None => format!(
+                        "--runtime kind; no `kind` on PATH, so the pinned kind {} is downloaded \
+                         and sha256-checked first",
+                        agentfleet_cluster::kind::KIND_VERSION
+                    ),
+                },
             }
         }
         RuntimeChoice::Cluster => Resolved {
@@ -190,13 +205,6 @@ pub const CLUSTER_ONLY: [(ScenarioId, &str); 5] = [
     ),
 ];
 
-fn find_on_path(binary: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(binary))
-        .find(|candidate| candidate.is_file())
-}
-
 fn keep_env_set() -> bool {
     std::env::var(KEEP_ENV).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
 }
@@ -216,7 +224,7 @@ fn selected(args: &E2eArgs) -> Vec<ScenarioId> {
 /// Ctrl-C.
 pub async fn run(args: &E2eArgs) -> anyhow::Result<ExitCode> {
     crate::tls::install_crypto_provider();
-    let host = Host::probe().await;
+    let host = Host::probe(&args.manifests.join("..")).await;
     let resolved = match (args.dry_run, args.runtime) {
         // A plan needs neither kind nor a cluster: it is how to see what they would get.
         (true, RuntimeChoice::Kind) => Resolved {
@@ -270,15 +278,34 @@ pub async fn run(args: &E2eArgs) -> anyhow::Result<ExitCode> {
             run_all(args, &runtime, &scenarios).await
         }
         ResolvedRuntime::Kind | ResolvedRuntime::Cluster => {
-            let flavour = match resolved.runtime {
-                ResolvedRuntime::Kind => Flavour::Kind {
-                    cluster: args.kind_cluster.clone(),
-                },
-                _ => Flavour::Cluster {
-                    context: args.context.clone().unwrap_or_default(),
-                },
+            let runtime = match resolved.runtime {
+                ResolvedRuntime::Kind => {
+                    let step = Progress::new(args.quiet).step("kind cluster up");
+                    let workspace = WorkspaceArgs {
+                        workspace: args.manifests.join(".."),
+                        images: Vec::new(),
+                        node_image: None,
+                    };
+                    let mut lines = Vec::new();
+                    let up =
+                        crate::cluster_cli::kind_up(&workspace, CLUSTER_UP_WAIT, &mut lines).await;
+                    step.finish(if up.is_ok() { "ready" } else { "failed" });
+                    let up = up.context("booting the kind cluster")?;
+                    crate::cluster_cli::report_up(&up, &mut lines)?;
+                    eprint!("{}", String::from_utf8_lossy(&lines));
+                    KubeRuntime::new(
+                        up.client,
+                        &args.manifests,
+                        Flavour::Kind {
+                            cluster: up.config.cluster_name,
+                        },
+                    )
+                }
+                _ => {
+                    crate::cluster_cli::context_runtime(args.context.as_deref(), &args.manifests)
+                        .await?
+                }
             };
-            let runtime = crate::cluster_cli::kube_runtime(flavour, &args.manifests).await?;
             // Isolation results mean nothing on a CNI that fails open: the deny-all canary runs
             // first, and egress_isolation stays off (network-isolation skipped) when it connects.
             match runtime.verify_cni().await {
@@ -395,6 +422,29 @@ impl Progress {
         }
     }
 
+    /// A long step before the scenarios (the cluster boot): a spinner, or a start line.
+    fn step(&self, what: &str) -> StepProgress {
+        let bar = if self.fancy {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {prefix:.bold} {elapsed:>4} {wide_msg}")
+                    .expect("a valid progress template"),
+            );
+            bar.set_prefix(what.to_owned());
+            bar.set_message("running");
+            bar.enable_steady_tick(Duration::from_millis(120));
+            Some(bar)
+        } else {
+            eprintln!("{what}: started");
+            None
+        };
+        StepProgress {
+            what: what.to_owned(),
+            bar,
+            started: Instant::now(),
+        }
+    }
+
     fn start(&self, id: ScenarioId, n: usize, of: usize) -> ScenarioProgress {
         let prefix = format!("[{n}/{of}] {id}");
         let bar = if self.fancy {
@@ -415,6 +465,27 @@ impl Progress {
             prefix,
             bar,
             started: Instant::now(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct StepProgress {
+    what: String,
+    bar: Option<ProgressBar>,
+    started: Instant,
+}
+
+impl StepProgress {
+    fn finish(self, status: &str) {
+        let line = format!(
+            "{}: {status} ({:.1}s)",
+            self.what,
+            self.started.elapsed().as_secs_f64()
+        );
+        match self.bar {
+            Some(bar) => bar.finish_with_message(line),
+            None => eprintln!("{line}"),
         }
     }
 }
@@ -643,18 +714,24 @@ mod tests {
         assert_eq!(r.runtime, ResolvedRuntime::Kind);
         let r = resolve(RuntimeChoice::Auto, &host(false, true)).unwrap();
         assert_eq!(r.runtime, ResolvedRuntime::Docker);
-        assert!(r.reason.contains("no `kind` on PATH"), "{}", r.reason);
+        assert!(
+            r.reason.contains("no `kind` on PATH nor downloaded"),
+            "{}",
+            r.reason
+        );
         let err = resolve(RuntimeChoice::Auto, &host(true, false)).unwrap_err();
         assert!(err.to_string().contains("connection refused"), "{err}");
     }
 
     #[test]
     fn explicit_runtimes_say_what_is_missing() {
-        let err = resolve(RuntimeChoice::Kind, &host(false, true)).unwrap_err();
-        assert!(
-            err.to_string().contains("no `kind` binary on PATH"),
-            "{err}"
-        );
+        // Asked for by name, kind is fetched when missing (cluster up downloads the pinned
+        // release, or fails fast offline); only Docker is a hard requirement.
+        let r = resolve(RuntimeChoice::Kind, &host(false, true)).unwrap();
+        assert_eq!(r.runtime, ResolvedRuntime::Kind);
+        assert!(r.reason.contains("downloaded"), "{}", r.reason);
+        let err = resolve(RuntimeChoice::Kind, &host(true, false)).unwrap_err();
+        assert!(err.to_string().contains("start dockerd"), "{err}");
         let err = resolve(RuntimeChoice::Docker, &host(false, false)).unwrap_err();
         assert!(err.to_string().contains("start dockerd"), "{err}");
         let r = resolve(RuntimeChoice::Cluster, &host(false, false)).unwrap();
@@ -715,7 +792,6 @@ mod tests {
             dry_run: true,
             report_dir: PathBuf::from("target/agentfleet"),
             quiet: true,
-            kind_cluster: "agentfleet".into(),
             context: None,
             manifests: PathBuf::from("manifests"),
         };

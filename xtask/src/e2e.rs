@@ -7,7 +7,7 @@
 use anyhow::{Context, Result};
 
 use crate::images::{self, ImagesArgs};
-use crate::process::{cmd, exec};
+use crate::process::{agentfleet, exec};
 use crate::progress::Progress;
 use crate::project_root;
 
@@ -25,18 +25,16 @@ pub struct E2eArgs {
     /// Print the plan (images, manifests, scenario steps) and touch nothing.
     #[arg(long)]
     dry_run: bool,
+    /// kubeconfig context for `--runtime cluster` (default: the current one).
+    #[arg(long)]
+    context: Option<String>,
 }
 
 pub fn run(args: &E2eArgs, progress: &Progress) -> Result<()> {
     if !args.dry_run {
+        // On kind (asked for, or picked by auto) the harness boots or reuses the cluster and
+        // loads these images before the first scenario.
         images::run(&ImagesArgs::all(), progress)?;
-        if args.runtime == "kind" {
-            // Boots the cluster, or reuses a running one of the same name, and loads the images.
-            progress.step(
-                "kind cluster up (KEDA, RabbitMQ, Prometheus, gateway)",
-                || exec(agentfleet(["cluster", "up"])),
-            )?;
-        }
     }
     let report_dir = project_root().join("target/agentfleet");
     let mut c = agentfleet(["e2e"]);
@@ -53,24 +51,8 @@ pub fn run(args: &E2eArgs, progress: &Progress) -> Result<()> {
     if args.dry_run {
         c.arg("--dry-run");
     }
+    if let Some(context) = &args.context {
+        c.args(["--context", context]);
+    }
     exec(c).context("the end-to-end run failed; reports and artifacts are in target/agentfleet/")
-}
-
-/// `cargo run` of the harness binary with `args`, from the workspace root.
-fn agentfleet<const N: usize>(args: [&str; N]) -> std::process::Command {
-    let mut c = cmd(
-        "cargo",
-        [
-            "run",
-            "--locked",
-            "--quiet",
-            "--package",
-            "agentfleet",
-            "--bin",
-            "agentfleet",
-            "--",
-        ],
-    );
-    c.args(args).current_dir(project_root());
-    c
 }

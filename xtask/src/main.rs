@@ -4,6 +4,7 @@
 //! calls `cargo xtask test`, exactly the command the README gives.
 
 mod bench;
+mod cluster;
 mod e2e;
 mod images;
 mod process;
@@ -35,6 +36,9 @@ enum Command {
     E2e(e2e::E2eArgs),
     /// Benchmarks (throughput and memory targets live here, never in timed tests).
     Bench(bench::BenchArgs),
+    /// The kind cluster and existing clusters: up (images built first), install, down, sweep,
+    /// plan.
+    Cluster(cluster::ClusterArgs),
 }
 
 fn main() -> Result<()> {
@@ -45,6 +49,7 @@ fn main() -> Result<()> {
         Command::Test(args) => test::run(&args, &progress),
         Command::E2e(args) => e2e::run(&args, &progress),
         Command::Bench(args) => bench::run(&args, &progress),
+        Command::Cluster(args) => cluster::run(&args, &progress),
     }
 }
 

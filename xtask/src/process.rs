@@ -74,3 +74,28 @@ pub fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
+
+/// `cargo run` of the harness binary (`agentfleet`) with `args`, from the workspace root: the
+/// xtask commands that drive scenarios or clusters hand over to it, so that logic lives once,
+/// in the harness.
+pub fn agentfleet<I, S>(args: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let mut c = cmd(
+        "cargo",
+        [
+            "run",
+            "--locked",
+            "--quiet",
+            "--package",
+            "agentfleet",
+            "--bin",
+            "agentfleet",
+            "--",
+        ],
+    );
+    c.args(args).current_dir(crate::project_root());
+    c
+}
