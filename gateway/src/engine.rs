@@ -325,11 +325,7 @@ mod tests {
     fn replacing_the_profile_restarts_the_outage_clock() {
         let start = Instant::now();
         let profile = FaultProfile {
-            outages: vec![Outage {
-                start_ms: 0,
-                duration_ms: 100,
-                status: 503,
-            }],
+            outages: vec![first_100_ms_down()],
             ..FaultProfile::default()
         };
         let engine = FaultEngine::new(profile.clone(), start).expect("valid profile");
@@ -366,6 +362,15 @@ mod tests {
             .expect_err("200 is not an outage status");
         assert_eq!(error.field, "status");
         assert!(engine.profile().outages.is_empty());
+    }
+
+    /// A 503 outage over the profile's first 100 ms.
+    fn first_100_ms_down() -> Outage {
+        Outage {
+            start_ms: 0,
+            duration_ms: 100,
+            status: 503,
+        }
     }
 
     fn hang(task_id: &str, after_answers: u32) -> Hang {
@@ -443,11 +448,7 @@ mod tests {
     fn refused_requests_do_not_count_as_answers_of_a_hung_task() {
         let start = Instant::now();
         let profile = FaultProfile {
-            outages: vec![Outage {
-                start_ms: 0,
-                duration_ms: 100,
-                status: 503,
-            }],
+            outages: vec![first_100_ms_down()],
             hangs: vec![hang("t", 1)],
             ..FaultProfile::default()
         };

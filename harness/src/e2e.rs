@@ -422,7 +422,7 @@ impl Progress {
         }
     }
 
-    /// A long step before the scenarios (the cluster boot): a spinner, or a start line.
+    /// A long step (the cluster boot, a scenario): a spinner, or a start line.
     fn step(&self, what: &str) -> StepProgress {
         let bar = if self.fancy {
             let bar = ProgressBar::new_spinner();
@@ -435,7 +435,7 @@ impl Progress {
             bar.enable_steady_tick(Duration::from_millis(120));
             Some(bar)
         } else {
-            eprintln!("{what}: started");
+            eprintln!("{what}: running");
             None
         };
         StepProgress {
@@ -446,26 +446,7 @@ impl Progress {
     }
 
     fn start(&self, id: ScenarioId, n: usize, of: usize) -> ScenarioProgress {
-        let prefix = format!("[{n}/{of}] {id}");
-        let bar = if self.fancy {
-            let bar = ProgressBar::new_spinner();
-            bar.set_style(
-                ProgressStyle::with_template("{spinner} {prefix:.bold} {elapsed:>4} {wide_msg}")
-                    .expect("a valid progress template"),
-            );
-            bar.set_prefix(prefix.clone());
-            bar.set_message("running");
-            bar.enable_steady_tick(Duration::from_millis(120));
-            Some(bar)
-        } else {
-            eprintln!("{prefix}: running");
-            None
-        };
-        ScenarioProgress {
-            prefix,
-            bar,
-            started: Instant::now(),
-        }
+        ScenarioProgress(self.step(&format!("[{n}/{of}] {id}")))
     }
 }
 
@@ -488,14 +469,19 @@ impl StepProgress {
             None => eprintln!("{line}"),
         }
     }
+
+    fn interrupted(self) {
+        let line = format!("{}: interrupted (Ctrl-C); tearing down", self.what);
+        match self.bar {
+            Some(bar) => bar.abandon_with_message(line),
+            None => eprintln!("{line}"),
+        }
+    }
 }
 
+/// A scenario's step, finished with its verdict.
 #[derive(Debug)]
-struct ScenarioProgress {
-    prefix: String,
-    bar: Option<ProgressBar>,
-    started: Instant,
-}
+struct ScenarioProgress(StepProgress);
 
 impl ScenarioProgress {
     fn finish(self, outcome: &ScenarioOutcome) {
@@ -507,23 +493,11 @@ impl ScenarioProgress {
             ),
             Verdict::Skipped { reason } => format!("skipped: {reason}"),
         };
-        let line = format!(
-            "{}: {status} ({:.1}s)",
-            self.prefix,
-            self.started.elapsed().as_secs_f64()
-        );
-        match self.bar {
-            Some(bar) => bar.finish_with_message(line),
-            None => eprintln!("{line}"),
-        }
+        self.0.finish(&status);
     }
 
     fn interrupted(self) {
-        let line = format!("{}: interrupted (Ctrl-C); tearing down", self.prefix);
-        match self.bar {
-            Some(bar) => bar.abandon_with_message(line),
-            None => eprintln!("{line}"),
-        }
+        self.0.interrupted();
     }
 }
 
