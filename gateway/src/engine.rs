@@ -99,8 +99,8 @@ pub enum Admission {
         latency: Duration,
         guard: InFlightGuard,
     },
-    /// Hold the request open, unanswered; once [`HeldRequest::released`] returns, admit it
-    /// again under the profile then in force.
+    /// Hold the request open, unanswered; once [`HeldRequest::released`] returns (the profile
+    /// was replaced, or the gateway is shutting down), answer it.
     Held(HeldRequest),
 }
 
@@ -113,7 +113,8 @@ pub struct HeldRequest {
 }
 
 impl HeldRequest {
-    /// Waits until the profile is replaced (or the engine is gone).
+    /// Waits until the profile is replaced, the gateway shuts down ([`FaultEngine::stop_holding`])
+    /// or the engine is gone.
     pub async fn released(mut self) {
         // An error means the sender is gone with the engine: nothing will ever release it.
         let _ = self.release.changed().await;
@@ -173,8 +174,8 @@ impl FaultEngine {
     }
 
     /// Replaces the profile; its outage windows now count from `now`, its dice restart from its
-    /// seed and its hangs count answers from zero. Held requests are released, to be decided
-    /// under the new profile; requests already in flight keep their slots.
+    /// seed and its hangs count answers from zero. Held requests are released (and answered);
+    /// requests already in flight keep their slots.
     pub fn replace(&self, profile: FaultProfile, now: Instant) -> Result<(), InvalidProfile> {
         validate_profile(&profile)?;
         let mut state = self.lock();

@@ -66,14 +66,32 @@ impl WorkspaceArgs {
         if !self.images.is_empty() {
             return self.images.clone();
         }
-        let images = Images::from_env();
-        vec![
-            images.agent,
-            images.gateway,
-            images.rabbitmq,
-            images.prometheus,
-        ]
+        default_images()
     }
+}
+
+/// The images the nodes get: the agent, gateway, RabbitMQ and Prometheus images, each
+/// overridable by its AGENTFLEET_*_IMAGE variable.
+fn default_images() -> Vec<String> {
+    let images = Images::from_env();
+    vec![
+        images.agent,
+        images.gateway,
+        images.rabbitmq,
+        images.prometheus,
+    ]
+}
+
+/// Why a kind cluster cannot be booted on this host (`cluster up`'s preflight: Docker, kind,
+/// disk, memory, the images and their build), empty when it can.
+pub fn kind_blockers(workspace: &Path) -> Vec<String> {
+    kind::preflight(
+        &SystemProbe {
+            bin_dir: bin_dir(workspace),
+        },
+        &kind::Requirements::for_images(default_images()),
+    )
+    .problems
 }
 
 #[derive(Debug, Args)]

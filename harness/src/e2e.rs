@@ -106,6 +106,9 @@ impl ResolvedRuntime {
 pub struct Host {
     /// Path of the `kind` binary: on PATH, or the pinned one `cluster up` downloaded.
     pub kind: Option<PathBuf>,
+    /// Why `cluster up`'s preflight would refuse to boot kind here (probed only when a kind
+    /// binary is there): `auto` then falls back to Docker instead of failing.
+    pub kind_blockers: Vec<String>,
     /// `Ok(docker host)` or why Docker is unusable.
     pub docker: Result<String, String>,
 }
@@ -113,11 +116,16 @@ pub struct Host {
 impl Host {
     /// Probes this machine; `workspace` is where a downloaded kind would be.
     pub async fn probe(workspace: &Path) -> Host {
+        let kind = match crate::cluster_cli::locate_kind(workspace) {
+            KindLocation::OnPath(path) | KindLocation::Cached(path) => Some(path),
+            KindLocation::Missing(_) => None,
+        };
         Host {
-            kind: match crate::cluster_cli::locate_kind(workspace) {
-                KindLocation::OnPath(path) | KindLocation::Cached(path) => Some(path),
-                KindLocation::Missing(_) => None,
+            kind_blockers: match &kind {
+                Some(_) => crate::cluster_cli::kind_blockers(workspace),
+                None => Vec::new(),
             },
+            kind,
             docker: match Engine::connect().await {
                 Ok(engine) => Ok(engine.host().to_owned()),
                 Err(e) => Err(e.to_string()),
@@ -140,9 +148,17 @@ pub fn resolve(choice: RuntimeChoice, host: &Host) -> anyhow::Result<Resolved> {
     };
     let resolved = match choice {
         RuntimeChoice::Auto => match (&host.kind, &host.docker) {
-            (Some(kind), Ok(_)) => Resolved {
+            (Some(kind), Ok(_)) if host.kind_blockers.is_empty() => Resolved {
                 runtime: ResolvedRuntime::Kind,
                 reason: format!("auto: kind found at {} and Docker answers", kind.display()),
+            },
+            (Some(kind), Ok(docker)) => Resolved {
+                runtime: ResolvedRuntime::Docker,
+                reason: format!(
+                    "auto: kind at {} cannot boot a cluster here ({}); Docker answers at {docker}",
+                    kind.display(),
+                    host.kind_blockers.join("; ")
+                ),
             },
             (None, Ok(docker)) => Resolved {
                 runtime: ResolvedRuntime::Docker,
@@ -237,6 +253,14 @@ pub async fn run(args: &E2eArgs) -> anyhow::Result<ExitCode> {
         },
         (_, choice) => resolve(choice, &host)?,
     };
+    if args.context.is_some() && resolved.runtime != ResolvedRuntime::Cluster {
+        bail!(
+            "--context selects the kubeconfig context of --runtime cluster; this run resolved to \
+             {} ({}). Add --runtime cluster, or drop --context",
+            resolved.runtime.name(),
+            resolved.reason
+        );
+    }
     let scenarios = selected(args);
     eprintln!("runtime: {} ({})", resolved.runtime.name(), resolved.reason);
     if resolved.runtime == ResolvedRuntime::Docker {
@@ -286,13 +310,16 @@ pub async fn run(args: &E2eArgs) -> anyhow::Result<ExitCode> {
                         images: Vec::new(),
                         node_image: None,
                     };
+                    // Buffered so the spinner is not torn by the lines; printed either way.
                     let mut lines = Vec::new();
                     let up =
                         crate::cluster_cli::kind_up(&workspace, CLUSTER_UP_WAIT, &mut lines).await;
                     step.finish(if up.is_ok() { "ready" } else { "failed" });
-                    let up = up.context("booting the kind cluster")?;
-                    crate::cluster_cli::report_up(&up, &mut lines)?;
+                    if let Ok(up) = &up {
+                        crate::cluster_cli::report_up(up, &mut lines)?;
+                    }
                     eprint!("{}", String::from_utf8_lossy(&lines));
+                    let up = up.context("booting the kind cluster")?;
                     KubeRuntime::new(
                         up.client,
                         &args.manifests,
@@ -674,6 +701,7 @@ mod tests {
     fn host(kind: bool, docker: bool) -> Host {
         Host {
             kind: kind.then(|| PathBuf::from("/usr/local/bin/kind")),
+            kind_blockers: Vec::new(),
             docker: if docker {
                 Ok("unix:///var/run/docker.sock".into())
             } else {
@@ -695,6 +723,26 @@ mod tests {
         );
         let err = resolve(RuntimeChoice::Auto, &host(true, false)).unwrap_err();
         assert!(err.to_string().contains("connection refused"), "{err}");
+    }
+
+    #[test]
+    fn auto_falls_back_to_docker_when_kind_cannot_boot_here_and_says_why() {
+        let blocked = Host {
+            kind_blockers: vec!["only 2.0 GiB of memory available; kind needs 6".into()],
+            ..host(true, true)
+        };
+        let r = resolve(RuntimeChoice::Auto, &blocked).unwrap();
+        assert_eq!(r.runtime, ResolvedRuntime::Docker);
+        assert!(
+            r.reason.contains("cannot boot a cluster here"),
+            "{}",
+            r.reason
+        );
+        assert!(r.reason.contains("kind needs 6"), "{}", r.reason);
+        // Asked for by name, kind is attempted: cluster up's preflight then fails with the same
+        // problems, instead of a silent switch to another runtime.
+        let r = resolve(RuntimeChoice::Kind, &blocked).unwrap();
+        assert_eq!(r.runtime, ResolvedRuntime::Kind);
     }
 
     #[test]

@@ -65,7 +65,7 @@ pub struct FaultProfile {
     /// Seed for the fault dice, so a run is reproducible.
     pub seed: Option<u64>,
     /// Hung LLM calls: requests of a task beyond its first answers are held open, unanswered,
-    /// until the profile is replaced. Besides being a fault in its own right, this freezes an
+    /// until the profile is replaced (or the gateway shuts down); then they are answered. Besides being a fault in its own right, this freezes an
     /// agent between two steps however loaded the machine is, so a test can kill it there
     /// without racing the agent's progress.
     pub hangs: Vec<Hang>,

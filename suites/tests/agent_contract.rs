@@ -270,22 +270,32 @@ async fn docker_sigterm_mid_step_exits_143_in_grace_and_another_agent_resumes() 
     );
     let first = launcher.launch(&stack.scope, 0).await?;
     let t = task("evicted-1", 5, delayed(1500));
+    // Frozen inside the task when the SIGTERM lands: the second step's call hangs. Then that
+    // call is answered (the step in flight may finish) while every later call hangs, so the
+    // task cannot complete before the agent leaves, however loaded the machine is.
+    let gateway = stack.gateway.admin().clone();
+    gateway
+        .set_faults(&FaultProfile::hanging([t.id.as_str()], 1))
+        .await?;
     stack.publish(&t).await?;
-    first
-        .wait_for_metric(
-            "agent_checkpoints_written_total",
-            &[],
-            Duration::from_secs(20),
-            |v| v >= 3.0,
-        )
+    gateway
+        .wait_held(&[t.id.as_str()], Duration::from_secs(30))
         .await?;
 
-    // `docker stop`: SIGTERM now, SIGKILL at the grace deadline. 143 before it means the agent
-    // left on its own, with its work checkpointed and unacked.
+    // `docker stop` in two parts (SIGTERM now, SIGKILL at the grace deadline) so the hang can
+    // change in between. 143 before the deadline means the agent left on its own, with its work
+    // checkpointed and unacked.
     let stopping = Instant::now();
-    first.container().stop(grace).await?;
+    first.container().kill("SIGTERM").await?;
+    gateway
+        .set_faults(&FaultProfile::hanging([t.id.as_str()], 0))
+        .await?;
+    let exited = first.container().wait_exit(grace).await;
     let took = stopping.elapsed();
-    let status = first.container().wait_exit(Duration::from_secs(5)).await?;
+    if exited.is_err() {
+        first.container().kill("SIGKILL").await?;
+    }
+    let status = first.container().wait_exit(Duration::from_secs(15)).await?;
     assert_eq!(
         status.exit_code,
         Some(143),
@@ -294,8 +304,9 @@ async fn docker_sigterm_mid_step_exits_143_in_grace_and_another_agent_resumes() 
     );
     assert!(
         took < grace,
-        "stop took {took:?}, the whole {grace:?} grace: the agent was SIGKILLed"
+        "the agent was still running {took:?} after SIGTERM, the whole {grace:?} grace"
     );
+    gateway.set_faults(&FaultProfile::default()).await?;
     let checkpoint = stack
         .checkpoints
         .read(&stack.scope, "evicted-1.json")

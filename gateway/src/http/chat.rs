@@ -69,20 +69,21 @@ async fn serve(
     // A malformed request is the caller's bug whatever the fault profile says, so it is reported
     // before the dice are rolled (and consumes none of a seeded sequence).
     let request = parse_request(body)?;
-    let mut now = arrived;
-    let latency = loop {
-        match state.engine.admit(now, task_id) {
-            Admission::Rejected(rejection) => return Err(ApiError::from_rejection(rejection)),
-            Admission::Admitted { latency, guard } => {
-                tokio::time::sleep(latency).await;
-                drop(guard);
-                break latency;
-            }
-            Admission::Held(held) => {
-                tracing::debug!(task_id, "request held by a hang");
-                held.released().await;
-                now = Instant::now();
-            }
+    let latency = match state.engine.admit(arrived, task_id) {
+        Admission::Rejected(rejection) => return Err(ApiError::from_rejection(rejection)),
+        Admission::Admitted { latency, guard } => {
+            tokio::time::sleep(latency).await;
+            drop(guard);
+            latency
+        }
+        // Answered at once when released, outside the next profile's faults: its caller may be
+        // long gone (killed while it waited), and deciding it again would count it as an answer
+        // of a new hang and draw from a seeded profile's dice at an unpredictable moment.
+        Admission::Held(held) => {
+            tracing::debug!(task_id, "request held by a hang");
+            let waited = arrived.elapsed();
+            held.released().await;
+            waited
         }
     };
     tracing::debug!(

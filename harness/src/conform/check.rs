@@ -7,7 +7,6 @@
 
 use std::time::Duration;
 
-use agentfleet_protocol::gateway::RequestRecord;
 use agentfleet_protocol::{Task, TaskFaults, TaskResult};
 
 use crate::agents::AgentError;
@@ -15,7 +14,6 @@ use crate::docker::DockerError;
 use crate::ledger::LedgerError;
 use crate::metrics::MetricsError;
 use crate::queue::QueueError;
-use crate::request_log;
 use crate::services::ServiceError;
 use crate::stack::{Stack, StackError};
 use crate::wait::{Probe, WaitTimeout, until};
@@ -139,42 +137,32 @@ pub async fn wait_consuming(stack: &Stack, consumers: u32) -> Result<(), CheckEr
     .map_err(|e| violation(format!("the agent never consumed the task queue: {e}")))
 }
 
-/// Waits until the gateway has answered at least `calls` successful calls for `task_id` (the
-/// agent is inside the task), and returns the log then.
-pub async fn wait_gateway_calls(
-    stack: &Stack,
-    task_id: &str,
-    calls: usize,
-    timeout: Duration,
-) -> Result<Vec<RequestRecord>, CheckError> {
-    let admin = stack.gateway.admin().clone();
-    until(
-        format!("{calls} successful gateway call(s) for {task_id}"),
-        timeout,
-        Duration::from_millis(50),
-        || async {
-            match admin.requests().await {
-                Ok(log) => {
-                    let ok = successful_calls(&log, task_id);
-                    if ok >= calls {
-                        Probe::Ready(log)
-                    } else {
-                        Probe::NotYet(format!("{ok} successful call(s)"))
-                    }
-                }
-                Err(e) => Probe::NotYet(e.to_string()),
-            }
-        },
-    )
-    .await
-    .map_err(|e| violation(format!("the agent did not work on {task_id}: {e}")))
-}
+/// How long an agent may take to reach the LLM call a hang holds.
+const REACH_HELD_CALL: Duration = Duration::from_secs(30);
 
-fn successful_calls(log: &[RequestRecord], task_id: &str) -> usize {
-    request_log::of_task(log, task_id)
-        .iter()
-        .filter(|r| r.status == 200)
-        .count()
+/// Waits until the gateway holds an LLM call of one of `task_ids` (profile
+/// [`FaultProfile::hanging`] set before the tasks were published): the agent is then frozen
+/// inside that task, after `answers` answered steps. Returns the task's id. A timeout is the
+/// image's violation: it never made that call, or made it without the task id in `x-task-id`.
+///
+/// [`FaultProfile::hanging`]: agentfleet_protocol::gateway::FaultProfile::hanging
+pub async fn wait_held(
+    stack: &Stack,
+    task_ids: &[&str],
+    answers: u32,
+) -> Result<String, CheckError> {
+    stack
+        .gateway
+        .admin()
+        .wait_held(task_ids, REACH_HELD_CALL)
+        .await
+        .map_err(|e| {
+            violation(format!(
+                "the agent never made LLM call {} of {task_ids:?} (one call per step, with the \
+                 task id in x-task-id): {e}",
+                answers + 1
+            ))
+        })
 }
 
 #[cfg(test)]

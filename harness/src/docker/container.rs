@@ -44,6 +44,22 @@ impl Container {
         &self.name
     }
 
+    /// The container's address on `network`, or `None` when it is not attached there.
+    pub async fn ip_on(&self, network: &str) -> Result<Option<std::net::IpAddr>, DockerError> {
+        let inspect = self
+            .engine
+            .raw()
+            .inspect_container(&self.id, None)
+            .await
+            .map_err(DockerError::api("inspect container", &self.name))?;
+        Ok(inspect
+            .network_settings
+            .and_then(|n| n.networks)
+            .and_then(|mut n| n.remove(network))
+            .and_then(|e| e.ip_address)
+            .and_then(|ip| ip.parse().ok()))
+    }
+
     pub async fn start(&self) -> Result<(), DockerError> {
         self.engine
             .raw()

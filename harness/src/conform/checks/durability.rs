@@ -16,7 +16,7 @@ use crate::agents::AgentTemplate;
 use crate::stack::Stack;
 
 use crate::conform::check::{
-    CheckResult, require, task, the_result, violation, wait_consuming, wait_done,
+    CheckResult, require, task, the_result, wait_consuming, wait_done, wait_held,
 };
 
 /// Steps of the task killed mid-way.
@@ -25,8 +25,6 @@ const STEPS: u32 = 6;
 /// agent is frozen between step 3's checkpoint and step 4's answer when the SIGKILL lands,
 /// whatever the machine's load.
 const STEPS_BEFORE_KILL: u32 = 3;
-/// How long the agent may take to reach the held call.
-const REACH_HELD_CALL: Duration = Duration::from_secs(30);
 
 pub async fn check(image: &str) -> CheckResult {
     let mut stack = Stack::up("conform-durability").await?;
@@ -72,16 +70,7 @@ pub async fn check(image: &str) -> CheckResult {
         ))
         .await?;
     stack.publish(&killed).await?;
-    gateway
-        .wait_held(&[killed.id.as_str()], REACH_HELD_CALL)
-        .await
-        .map_err(|e| {
-            violation(format!(
-                "the agent never asked for step {} of {}: {e}",
-                STEPS_BEFORE_KILL + 1,
-                killed.id
-            ))
-        })?;
+    wait_held(&stack, &[killed.id.as_str()], STEPS_BEFORE_KILL).await?;
     agent.container().kill("SIGKILL").await?;
     agent.container().wait_exit(Duration::from_secs(15)).await?;
     let files = stack.checkpoints.list(&stack.scope).await?;

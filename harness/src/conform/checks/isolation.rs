@@ -3,16 +3,22 @@
 //! gateway are the only other members, and must complete a task there.
 //!
 //! A canary runs first: a throwaway container on the same network must reach the gateway by its
-//! alias and must *not* reach the gateway's address on the other (edge) network. A Docker host
-//! where the internal network leaks would make the agent's success meaningless, so a leaking
-//! canary is a harness error, not a pass.
+//! alias and must *not* reach a listener on the other (edge) network, which a control probe from
+//! the edge network reaches. A Docker host where the internal network leaks would make the
+//! agent's success meaningless, so a leaking canary is a harness error, not a pass.
+//!
+//! The listener publishes no port. The gateway's edge address would be a poor target: its
+//! published admin port has an ACCEPT rule in Docker's FORWARD chain, and while another network
+//! is being created Docker briefly re-inserts the jump to its isolation chain, so a probe to a
+//! published port can slip through on a busy host (tests running in parallel) and look like a
+//! leak.
 
 use std::time::Duration;
 
 use agentfleet_protocol::TaskFaults;
 
 use crate::agents::AgentTemplate;
-use crate::docker::{ContainerSpec, DockerError};
+use crate::docker::ContainerSpec;
 use crate::services::gateway;
 use crate::stack::Stack;
 
@@ -26,6 +32,16 @@ outside=no; timeout 3 bash -c "</dev/tcp/$OUTSIDE_IP/$PORT" 2>/dev/null && outsi
 echo "inside=$inside outside=$outside"
 "#;
 
+/// The control: from the edge network the listener answers once it is up (deadline-bounded,
+/// it has no readiness signal of its own).
+const CONTROL_SCRIPT: &str = r#"
+for attempt in $(seq 1 40); do
+  timeout 1 bash -c "</dev/tcp/$OUTSIDE_IP/$PORT" 2>/dev/null && { echo "control=yes"; exit 0; }
+  sleep 0.25
+done
+echo "control=no"
+"#;
+
 pub async fn check(image: &str) -> CheckResult {
     let mut stack = Stack::up("conform-isolation").await?;
     let canary = canary(&stack).await?;
@@ -36,7 +52,7 @@ pub async fn check(image: &str) -> CheckResult {
         )));
     }
     let mut evidence = vec![format!(
-        "canary: gateway reachable by alias, unreachable on the edge network ({canary})"
+        "canary: gateway reachable by alias, an edge-network listener (reachable from the edge) unreachable ({canary})"
     )];
 
     let template = AgentTemplate::new(image).publish_metrics(false);
@@ -59,39 +75,58 @@ pub async fn check(image: &str) -> CheckResult {
     Ok(evidence)
 }
 
-/// Runs the canary and returns its verdict line.
+/// Starts the edge listener, proves it reachable from the edge network, then runs the canary on
+/// the agents network and returns its verdict line.
 async fn canary(stack: &Stack) -> Result<String, CheckError> {
     let scope = &stack.scope;
-    let inspect = scope
-        .engine()
-        .raw()
-        .inspect_container(stack.gateway.container().id(), None)
-        .await
-        .map_err(DockerError::api(
-            "inspect container",
-            stack.gateway.container().name(),
-        ))?;
-    let outside_ip = inspect
-        .network_settings
-        .and_then(|n| n.networks)
-        .and_then(|mut nets| nets.remove(scope.edge_network()))
-        .and_then(|endpoint| endpoint.ip_address)
-        .filter(|ip| !ip.is_empty())
-        .ok_or_else(|| {
-            CheckError::Harness(format!(
-                "the gateway has no address on the edge network {}",
-                scope.edge_network()
-            ))
-        })?;
-    let spec = ContainerSpec::new("isolation-canary", &stack.images.toolbox)
-        .entrypoint(["bash", "-c", CANARY_SCRIPT])
-        .cmd(Vec::<String>::new())
-        .env("INSIDE_HOST", gateway::ALIAS)
-        .env("OUTSIDE_IP", outside_ip)
-        .env("PORT", gateway::PORT.to_string())
-        .network(scope.agents_network(), Vec::<String>::new());
-    let container = scope.run(spec).await?;
-    container.wait_exit(Duration::from_secs(20)).await?;
+    let listener = scope
+        .run(
+            ContainerSpec::new("isolation-outside", &stack.images.gateway)
+                .network(scope.edge_network(), Vec::<String>::new())
+                .memory_mib(64)
+                .read_only_rootfs(),
+        )
+        .await?;
+    let outside_ip = listener.ip_on(scope.edge_network()).await?.ok_or_else(|| {
+        CheckError::Harness(format!(
+            "the edge listener has no address on {}",
+            scope.edge_network()
+        ))
+    })?;
+    let probe = |name: &str, script: &str, network: &str| {
+        ContainerSpec::new(name, &stack.images.toolbox)
+            .entrypoint(["bash", "-c", script])
+            .cmd(Vec::<String>::new())
+            .env("INSIDE_HOST", gateway::ALIAS)
+            .env("OUTSIDE_IP", outside_ip.to_string())
+            .env("PORT", gateway::PORT.to_string())
+            .network(network, Vec::<String>::new())
+    };
+    let control = last_line(
+        stack,
+        probe("isolation-control", CONTROL_SCRIPT, scope.edge_network()),
+    )
+    .await?;
+    if control != "control=yes" {
+        return Err(CheckError::Harness(format!(
+            "the edge listener at {outside_ip}:{} never answered a probe from the edge network \
+             ({control}), so the canary could not tell isolation from a dead listener",
+            gateway::PORT
+        )));
+    }
+    let verdict = last_line(
+        stack,
+        probe("isolation-canary", CANARY_SCRIPT, scope.agents_network()),
+    )
+    .await;
+    listener.remove().await?;
+    verdict
+}
+
+/// Runs a probe container to its end and returns the last line it printed.
+async fn last_line(stack: &Stack, spec: ContainerSpec) -> Result<String, CheckError> {
+    let container = stack.scope.run(spec).await?;
+    container.wait_exit(Duration::from_secs(30)).await?;
     let out = container.logs().await?;
     container.remove().await?;
     Ok(out.lines().last().unwrap_or_default().trim().to_owned())

@@ -6,18 +6,22 @@
 use std::time::{Duration, Instant};
 
 use agentfleet_protocol::env;
+use agentfleet_protocol::gateway::FaultProfile;
 
 use crate::agents::AgentTemplate;
 use crate::stack::Stack;
 
 use crate::conform::check::{
-    CheckResult, delayed, require, task, the_result, wait_consuming, wait_done, wait_gateway_calls,
+    CheckResult, delayed, require, task, the_result, wait_consuming, wait_done, wait_held,
 };
 
 /// `docker stop` grace: the pod's `terminationGracePeriodSeconds`.
 const GRACE: Duration = Duration::from_secs(10);
 /// What the agent is told it may use of it (below the grace, as the manifests do).
 const AGENT_STOP_GRACE_MS: u64 = 5_000;
+/// Work in each step after its answer: the step in flight at the SIGTERM takes this long to
+/// finish, well inside the agent's stop grace.
+const STEP_DELAY_MS: u64 = 1_500;
 
 pub async fn check(image: &str) -> CheckResult {
     let mut stack = Stack::up("conform-termination").await?;
@@ -44,16 +48,34 @@ pub async fn check(image: &str) -> CheckResult {
     })?;
     evidence.push(format!("idle: exit 0 after {} ms", took.as_millis()));
 
-    // Busy: non-zero, within the grace, and the task survives.
+    // Busy: non-zero, within the grace, and the task survives. The agent is frozen inside the
+    // task (its second LLM call hangs) when the SIGTERM lands; then the held call is answered
+    // (the step in flight may finish) while every later call of the task hangs, so the task
+    // cannot be completed before the agent leaves, however loaded the machine is.
     let busy = launcher.launch(&stack.scope, 1).await?;
     wait_consuming(&stack, 1).await?;
-    let t = task("termination-busy", 5, delayed(1500));
+    let t = task("termination-busy", 5, delayed(STEP_DELAY_MS));
+    let gateway = stack.gateway.admin().clone();
+    gateway
+        .set_faults(&FaultProfile::hanging([t.id.as_str()], 1))
+        .await?;
     stack.publish(&t).await?;
-    wait_gateway_calls(&stack, &t.id, 1, Duration::from_secs(20)).await?;
+    wait_held(&stack, &[t.id.as_str()], 1).await?;
+    // `docker stop` in two parts, so the hang can change between the SIGTERM and the exit:
+    // SIGTERM, then SIGKILL if the agent is still running at the grace deadline.
     let started = Instant::now();
-    busy.container().stop(GRACE).await?;
+    busy.container().kill("SIGTERM").await?;
+    gateway
+        .set_faults(&FaultProfile::hanging([t.id.as_str()], 0))
+        .await?;
+    let status = match busy.container().wait_exit(GRACE).await {
+        Ok(status) => status,
+        Err(_) => {
+            busy.container().kill("SIGKILL").await?;
+            busy.container().wait_exit(Duration::from_secs(15)).await?
+        }
+    };
     let took = started.elapsed();
-    let status = busy.container().wait_exit(Duration::from_secs(5)).await?;
     let logs = busy.container().log_tail(10).await;
     require(status.exit_code.is_some_and(|c| c != 0), || {
         format!(
@@ -65,6 +87,7 @@ pub async fn check(image: &str) -> CheckResult {
     require(took < GRACE, || {
         format!("SIGTERM mid-task: exit took {took:?}, the whole {GRACE:?} grace (SIGKILLed)")
     })?;
+    gateway.set_faults(&FaultProfile::default()).await?;
     let replacement = launcher.launch(&stack.scope, 2).await?;
     wait_done(
         &mut stack,

@@ -18,13 +18,11 @@ use crate::stack::Stack;
 use crate::wait::{Probe, until};
 
 use crate::conform::check::{
-    CheckError, CheckResult, QUIET, require, task, violation, wait_consuming, wait_done,
+    CheckError, CheckResult, QUIET, require, task, violation, wait_consuming, wait_done, wait_held,
 };
 
 /// Steps of each task; the second step's LLM call hangs until the kill.
 const STEPS: u32 = 4;
-/// How long the agent may take to reach the held call.
-const REACH_HELD_CALL: Duration = Duration::from_secs(30);
 
 pub async fn check(image: &str) -> CheckResult {
     let mut stack = Stack::up("conform-work").await?;
@@ -49,10 +47,7 @@ pub async fn check(image: &str) -> CheckResult {
     let mut evidence = Vec::new();
 
     // Prefetch 1: once the agent is inside a task, the other two are still ready.
-    let in_flight = gateway
-        .wait_held(&ids, REACH_HELD_CALL)
-        .await
-        .map_err(|e| violation(format!("the agent did not get to step 2 of any task: {e}")))?;
+    let in_flight = wait_held(&stack, &ids, 1).await?;
     let queue = stack.topology.task_queue.clone();
     let ready = until(
         format!("2 ready messages on {queue} while the agent works on {in_flight}"),

@@ -232,7 +232,7 @@ impl DockerSession {
         let mut control_networks = HashMap::new();
         let mut outside = None;
         if let Some(canary) = &canary {
-            let ip = container_ip(&runtime.engine, canary, scope.edge_network()).await?;
+            let ip = container_ip(canary, scope.edge_network()).await?;
             unreachable.push(ProbeTarget {
                 role: "canary".into(),
                 host: ip.to_string(),
@@ -251,7 +251,7 @@ impl DockerSession {
                 .run(spec)
                 .await
                 .map_err(|e| setup_error("outside service")(e.to_string()))?;
-            let ip = container_ip(&runtime.engine, &container, &network).await?;
+            let ip = container_ip(&container, &network).await?;
             unreachable.push(ProbeTarget {
                 role: "outside".into(),
                 host: ip.to_string(),
@@ -375,22 +375,11 @@ async fn host_leak(scope: &Scope, toolbox: &str, engine: &Engine) -> Result<Stri
     })
 }
 
-async fn container_ip(
-    engine: &Engine,
-    container: &Container,
-    network: &str,
-) -> Result<IpAddr, RuntimeError> {
-    let inspect = engine
-        .raw()
-        .inspect_container(container.id(), None)
+async fn container_ip(container: &Container, network: &str) -> Result<IpAddr, RuntimeError> {
+    container
+        .ip_on(network)
         .await
-        .map_err(|e| RuntimeError::Setup(format!("inspect {}: {e}", container.name())))?;
-    inspect
-        .network_settings
-        .and_then(|n| n.networks)
-        .and_then(|mut n| n.remove(network))
-        .and_then(|e| e.ip_address)
-        .and_then(|ip| ip.parse().ok())
+        .map_err(|e| RuntimeError::Setup(e.to_string()))?
         .ok_or_else(|| {
             RuntimeError::Setup(format!(
                 "{} has no IP address on {network}",
