@@ -44,14 +44,17 @@ impl Container {
         &self.name
     }
 
-    /// The container's address on `network`, or `None` when it is not attached there.
-    pub async fn ip_on(&self, network: &str) -> Result<Option<std::net::IpAddr>, DockerError> {
-        let inspect = self
-            .engine
+    async fn inspect(&self) -> Result<bollard::models::ContainerInspectResponse, DockerError> {
+        self.engine
             .raw()
             .inspect_container(&self.id, None)
             .await
-            .map_err(DockerError::api("inspect container", &self.name))?;
+            .map_err(DockerError::api("inspect container", &self.name))
+    }
+
+    /// The container's address on `network`, or `None` when it is not attached there.
+    pub async fn ip_on(&self, network: &str) -> Result<Option<std::net::IpAddr>, DockerError> {
+        let inspect = self.inspect().await?;
         Ok(inspect
             .network_settings
             .and_then(|n| n.networks)
@@ -109,14 +112,7 @@ impl Container {
     /// The security settings Docker applied (from `docker inspect`'s HostConfig), so a test
     /// can prove the template's securityContext reached the container.
     pub async fn security(&self) -> Result<AppliedSecurity, DockerError> {
-        let host = self
-            .engine
-            .raw()
-            .inspect_container(&self.id, None)
-            .await
-            .map_err(DockerError::api("inspect container", &self.name))?
-            .host_config
-            .unwrap_or_default();
+        let host = self.inspect().await?.host_config.unwrap_or_default();
         Ok(AppliedSecurity {
             cap_drop: host.cap_drop.unwrap_or_default(),
             security_opt: host.security_opt.unwrap_or_default(),
@@ -127,12 +123,7 @@ impl Container {
     /// The host port Docker bound on 127.0.0.1 for `container_port`/tcp. Looked up on every call:
     /// a restarted container gets a new port.
     pub async fn host_port(&self, container_port: u16) -> Result<u16, DockerError> {
-        let inspect = self
-            .engine
-            .raw()
-            .inspect_container(&self.id, None)
-            .await
-            .map_err(DockerError::api("inspect container", &self.name))?;
+        let inspect = self.inspect().await?;
         let key = format!("{container_port}/tcp");
         inspect
             .network_settings
