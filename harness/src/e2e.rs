@@ -77,6 +77,17 @@ pub struct E2eArgs {
     pub manifests: PathBuf,
 }
 
+impl E2eArgs {
+    /// The workspace around `--manifests` (kind-config/, target/), with the default images.
+    fn workspace(&self) -> WorkspaceArgs {
+        WorkspaceArgs {
+            workspace: self.manifests.join(".."),
+            images: Vec::new(),
+            node_image: None,
+        }
+    }
+}
+
 /// The runtime chosen, and why (printed before anything runs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
@@ -240,7 +251,7 @@ fn selected(args: &E2eArgs) -> Vec<ScenarioId> {
 /// Ctrl-C.
 pub async fn run(args: &E2eArgs) -> anyhow::Result<ExitCode> {
     crate::tls::install_crypto_provider();
-    let host = Host::probe(&args.manifests.join("..")).await;
+    let host = Host::probe(&args.workspace().workspace).await;
     let resolved = match (args.dry_run, args.runtime) {
         // A plan needs neither kind nor a cluster: it is how to see what they would get.
         (true, RuntimeChoice::Kind) => Resolved {
@@ -273,11 +284,7 @@ pub async fn run(args: &E2eArgs) -> anyhow::Result<ExitCode> {
             // manifest object with the overlay applied, the scenarios' cluster steps.
             let cluster_plan = ClusterArgs {
                 command: ClusterCommand::Plan(PlanArgs {
-                    workspace: WorkspaceArgs {
-                        workspace: args.manifests.join(".."),
-                        images: Vec::new(),
-                        node_image: None,
-                    },
+                    workspace: args.workspace(),
                     json: false,
                 }),
             };
@@ -303,31 +310,7 @@ pub async fn run(args: &E2eArgs) -> anyhow::Result<ExitCode> {
         }
         ResolvedRuntime::Kind | ResolvedRuntime::Cluster => {
             let runtime = match resolved.runtime {
-                ResolvedRuntime::Kind => {
-                    let step = Progress::new(args.quiet).step("kind cluster up");
-                    let workspace = WorkspaceArgs {
-                        workspace: args.manifests.join(".."),
-                        images: Vec::new(),
-                        node_image: None,
-                    };
-                    // Buffered so the spinner is not torn by the lines; printed either way.
-                    let mut lines = Vec::new();
-                    let up =
-                        crate::cluster_cli::kind_up(&workspace, CLUSTER_UP_WAIT, &mut lines).await;
-                    step.finish(if up.is_ok() { "ready" } else { "failed" });
-                    if let Ok(up) = &up {
-                        crate::cluster_cli::report_up(up, &mut lines)?;
-                    }
-                    eprint!("{}", String::from_utf8_lossy(&lines));
-                    let up = up.context("booting the kind cluster")?;
-                    KubeRuntime::new(
-                        up.client,
-                        &args.manifests,
-                        Flavour::Kind {
-                            cluster: up.config.cluster_name,
-                        },
-                    )
-                }
+                ResolvedRuntime::Kind => boot_kind(args).await?,
                 _ => {
                     crate::cluster_cli::context_runtime(args.context.as_deref(), &args.manifests)
                         .await?
@@ -344,6 +327,28 @@ pub async fn run(args: &E2eArgs) -> anyhow::Result<ExitCode> {
             run_all(args, &runtime, &scenarios).await
         }
     }
+}
+
+/// Boots the kind cluster, or reuses a running one, as `cluster up` does, and returns the
+/// runtime on it.
+async fn boot_kind(args: &E2eArgs) -> anyhow::Result<KubeRuntime> {
+    let step = Progress::new(args.quiet).step("kind cluster up");
+    // Buffered so the spinner is not torn by the lines; printed either way.
+    let mut lines = Vec::new();
+    let up = crate::cluster_cli::kind_up(&args.workspace(), CLUSTER_UP_WAIT, &mut lines).await;
+    step.finish(if up.is_ok() { "ready" } else { "failed" });
+    if let Ok(up) = &up {
+        crate::cluster_cli::report_up(up, &mut lines)?;
+    }
+    eprint!("{}", String::from_utf8_lossy(&lines));
+    let up = up.context("booting the kind cluster")?;
+    Ok(KubeRuntime::new(
+        up.client,
+        &args.manifests,
+        Flavour::Kind {
+            cluster: up.config.cluster_name,
+        },
+    ))
 }
 
 /// The loud notice of what running on Docker leaves out.

@@ -176,6 +176,19 @@ impl Container {
             .await
     }
 
+    /// The second half of [`Container::stop`], for a caller that sent the SIGTERM itself (to act
+    /// between the signal and the exit): waits up to `grace` for the exit, then SIGKILLs and
+    /// waits for that.
+    pub async fn wait_exit_or_kill(&self, grace: Duration) -> Result<ContainerStatus, DockerError> {
+        match self.wait_exit(grace).await {
+            Ok(status) => Ok(status),
+            Err(_) => {
+                self.kill("SIGKILL").await?;
+                self.wait_exit(Duration::from_secs(15)).await
+            }
+        }
+    }
+
     /// Follows the log from its beginning until a line satisfies `matches`; returns that line.
     /// Fails if the log ends (the container exited) or `timeout` passes first, with the last lines.
     pub async fn wait_for_log(

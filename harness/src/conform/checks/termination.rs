@@ -68,13 +68,7 @@ pub async fn check(image: &str) -> CheckResult {
     gateway
         .set_faults(&FaultProfile::hanging([t.id.as_str()], 0))
         .await?;
-    let status = match busy.container().wait_exit(GRACE).await {
-        Ok(status) => status,
-        Err(_) => {
-            busy.container().kill("SIGKILL").await?;
-            busy.container().wait_exit(Duration::from_secs(15)).await?
-        }
-    };
+    let status = busy.container().wait_exit_or_kill(GRACE).await?;
     let took = started.elapsed();
     let logs = busy.container().log_tail(10).await;
     require(status.exit_code.is_some_and(|c| c != 0), || {
